@@ -1,0 +1,228 @@
+"""``DeepClusterer``: every method behind one scikit-learn estimator."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from . import persistence
+from .callbacks import CallbackList
+from .data import ArrayData
+from .device import resolve_device, resolve_seed
+from .methods import get_method
+from .preprocessing import Scaler
+from .training import Run, predict_soft
+
+_BASE_PARAMS = ("method", "n_clusters", "random_state", "device", "scaling")
+
+
+class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
+    """Deep clustering with the method of your choice (k-means, DEC, IDEC, CDC, DCCF, ...).
+
+    Parameters
+    ----------
+    method : str, default="dec"
+        A registered method name; ``models.list_methods()`` lists them with their params.
+    n_clusters : int, default=8
+        Number of clusters K, at least 2 and at most the number of samples.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight init, batch order and k-means. The same seed gives the same labels on CPU.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available, else CPU; or ``"cpu"``, ``"cuda:0"``.
+    scaling : {"auto", "none", "divide255", "minmax", "standard"}, default="auto"
+        Input scaling fitted with the model and replayed by predict/transform. ``"auto"``
+        divides uint8 input (8-bit images) by 255 and leaves everything else as it is.
+    **params
+        The method's own parameters (e.g. ``pretrain_epochs``, ``maxiter``, ``gamma``), with the
+        defaults of its paper. Unknown or out-of-range ones raise ``InvalidParams`` at ``fit``.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each training sample, ``argmax`` of its soft assignment.
+    confidences_ : ndarray of shape (n_samples,)
+        The largest soft assignment of each training sample.
+    cluster_centers_ : ndarray of shape (n_clusters, d)
+        Centres in the embedding (``centers_space_ == "embedding"``) or input space (k-means).
+    n_features_in_ : int
+        Number of input features (pixels for images).
+    sample_shape_ : tuple
+        Shape of one training sample, ``(D,)`` or ``(C, H, W)``.
+    history_ : list of dict
+        One row per epoch: ``phase``, ``epoch``, ``loss`` and each loss term.
+    model_ : torch.nn.Module
+        The trained network with its centres.
+    """
+
+    def __init__(self, method="dec", n_clusters=8, *, random_state=None, device="auto", scaling="auto", **params):
+        self.method = method
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+        self.device = device
+        self.scaling = scaling
+        self._params = dict(params)
+
+    # -- scikit-learn parameter protocol, extended with the method's own params -----------------
+    def __getattr__(self, name):
+        params = self.__dict__.get("_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def get_params(self, deep=True):
+        return {**{name: getattr(self, name) for name in _BASE_PARAMS}, **self._params}
+
+    def set_params(self, **params):
+        for name, value in params.items():
+            if name in _BASE_PARAMS:
+                setattr(self, name, value)
+            else:
+                self._params[name] = value
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the networks compute in float32
+        return tags
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(self, X, y=None, *, callbacks=None, pretrained=None, resume_from=None):
+        """Train on ``X`` (n_samples, n_features) or images (n_samples, C, H, W).
+
+        ``y`` is ignored (clustering is unsupervised). ``callbacks`` receive progress and
+        checkpoints and can stop training (``TrainingCancelled``). ``pretrained`` is a fitted
+        ``DeepClusterer`` (or its ``pretrained_state_``) whose pretrained autoencoder is reused.
+        ``resume_from`` is a checkpoint state handed to a callback earlier.
+        """
+        try:
+            info = get_method(self.method)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        params = info.cls.parse(self._params)
+        X = check_array(X, dtype="numeric", allow_nd=True, ensure_min_samples=2, input_name="X")
+        self._check_clusters(len(X))
+        kind = "images" if X.ndim > 2 else "features"
+        if kind not in info.input_kinds:
+            raise ValueError(f"method '{self.method}' does not accept {kind}; it takes {', '.join(info.input_kinds)}")
+        if resume_from is not None and resume_from.get("method") != self.method:
+            raise ValueError(f"checkpoint is of method {resume_from.get('method')!r}, not {self.method!r}")
+        seed = resolve_seed(self.random_state)
+        device = resolve_device(self.device)
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            method = info.cls(params, int(self.n_clusters), seed)
+            model = method.build_model(X.shape[1:]).to(device)
+            scaler = (Scaler.from_manifest(resume_from["scaler"]) if resume_from is not None
+                      else Scaler.fit(X, self.scaling))
+            data = ArrayData(X, scaler, device)
+            run = Run(CallbackList(callbacks),
+                      base_state={"method": self.method, "scaler": scaler.to_manifest()},
+                      history=resume_from["history"] if resume_from is not None else None)
+            method.train(model, data, run, pretrained=self._pretrained_weights(pretrained, model),
+                         resume=resume_from)
+            q = predict_soft(model, data)
+
+        self._set_fitted(model, scaler, info.cls.centers_space, X.shape[1:], device,
+                         params.model_dump(), run.history, run.base_state.get("pretrained"))
+        self.labels_ = q.argmax(1).cpu().numpy()
+        self.confidences_ = q.max(1).values.cpu().numpy()
+        return self
+
+    def fit_predict(self, X, y=None, **fit_params):
+        return self.fit(X, **fit_params).labels_
+
+    def _check_clusters(self, n_samples: int) -> None:
+        k = self.n_clusters
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"n_clusters must be an integer, got {k!r}")
+        if k < 2:
+            raise ValueError(f"n_clusters must be at least 2, got {k}")
+        if k > n_samples:
+            raise ValueError(f"n_clusters={k} is more than n_samples={n_samples}")
+
+    def _pretrained_weights(self, pretrained, model) -> dict | None:
+        if pretrained is None:
+            return None
+        if model.autoencoder is None:
+            raise ValueError(f"method '{self.method}' has no autoencoder to reuse")
+        state = pretrained
+        if isinstance(pretrained, DeepClusterer):
+            check_is_fitted(pretrained)
+            state = pretrained.pretrained_state_
+            if state is None:
+                raise ValueError("the pretrained model carries no autoencoder")
+        expected = {k: tuple(v.shape) for k, v in model.autoencoder.state_dict().items()}
+        given = {k: tuple(v.shape) for k, v in state.items()}
+        diff = sorted(k for k in expected.keys() | given.keys() if expected.get(k) != given.get(k))
+        if diff:
+            raise ValueError(f"the pretrained autoencoder does not fit this model: {diff[0]} has shape "
+                             f"{given.get(diff[0])}, this model needs {expected.get(diff[0])}")
+        return state
+
+    def _set_fitted(self, model, scaler, centers_space, sample_shape, device, params, history, pretrained):
+        self.model_ = model
+        self.scaler_ = scaler
+        self.centers_space_ = centers_space
+        self.sample_shape_ = tuple(int(s) for s in sample_shape)
+        self.n_features_in_ = int(np.prod(self.sample_shape_))
+        self.device_ = device
+        self.params_ = params
+        self.history_ = list(history)
+        self.pretrained_state_ = pretrained
+        self.cluster_centers_ = model.centers.detach().cpu().numpy().copy()
+
+    # -- inference --------------------------------------------------------------------------------
+    def _inference_data(self, X) -> ArrayData:
+        check_is_fitted(self)
+        X = check_array(X, dtype="numeric", allow_nd=True, input_name="X")
+        if X.shape[1:] != self.sample_shape_:
+            width = int(np.prod(X.shape[1:]))
+            if X.ndim != 2 or width != self.n_features_in_:
+                raise ValueError(f"X has {width} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input.")
+            X = X.reshape(len(X), *self.sample_shape_)  # flattened images
+        return ArrayData(X, self.scaler_, self.device_)
+
+    @torch.no_grad()
+    def _infer(self, X, what: str) -> np.ndarray:
+        data = self._inference_data(X)
+        self.model_.eval()
+        out = []
+        for x in data.chunks():
+            z = self.model_.embed(x)
+            out.append(z if what == "embedding" else self.model_.soft_assign(z))
+        return torch.cat(out).cpu().numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Soft assignments, shape (n_samples, n_clusters); rows sum to 1."""
+        return self._infer(X, "proba")
+
+    def predict(self, X) -> np.ndarray:
+        """The most likely cluster of each sample."""
+        return self.predict_proba(X).argmax(1)
+
+    def transform(self, X) -> np.ndarray:
+        """The embedding of each sample (the scaled input itself for k-means)."""
+        return self._infer(X, "embedding")
+
+    # -- persistence without pickle ------------------------------------------------------------
+    def to_bytes(self) -> tuple[bytes, dict]:
+        """Safetensors weights and a JSON-able manifest that rebuild this model exactly."""
+        check_is_fitted(self)
+        return persistence.dump(self)
+
+    @classmethod
+    def from_bytes(cls, weights: bytes, manifest: dict, device: str = "auto") -> "DeepClusterer":
+        return persistence.restore(cls, weights, manifest, device)
+
+    def save(self, path) -> None:
+        """Write ``model.safetensors`` and ``manifest.json`` into the directory ``path``."""
+        check_is_fitted(self)
+        persistence.save_dir(self, path)
+
+    @classmethod
+    def load(cls, path, device: str = "auto") -> "DeepClusterer":
+        return persistence.load_dir(cls, path, device)
+

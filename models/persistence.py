@@ -1,0 +1,97 @@
+"""Saving and loading fitted estimators without pickle: safetensors weights + a JSON manifest.
+
+The manifest rebuilds the network (its ``spec``), the input scaler and the fitted attributes;
+the weights file holds the model's tensors under ``model.`` and, for deep methods, the
+pretrained autoencoder under ``pretrained.`` (so a loaded model can seed another job).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import sklearn
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from .device import resolve_device
+from .methods import get_method
+from .preprocessing import Scaler
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+
+
+def dump(est) -> tuple[bytes, dict]:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in est.model_.state_dict().items()}
+    for k, v in (est.pretrained_state_ or {}).items():
+        tensors[f"pretrained.{k}"] = v.detach().cpu().contiguous()
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "method": est.method,
+        "n_clusters": int(est.n_clusters),
+        "params": est.params_,
+        "random_state": est.random_state if isinstance(est.random_state, (int, type(None))) else None,
+        "scaling": est.scaling,
+        "architecture": est.model_.spec,
+        "scaler": est.scaler_.to_manifest(),
+        "sample_shape": list(est.sample_shape_),
+        "centers_space": est.centers_space_,
+        "history": est.history_,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+            "safetensors": safetensors.__version__,
+        },
+    }
+    return save_tensors(tensors), manifest
+
+
+def restore(cls, weights: bytes, manifest: dict, device: str = "auto"):
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unsupported model format_version {version!r}; this library reads {FORMAT_VERSION}")
+    tensors = load_tensors(weights)
+    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    pretrained = {k[len("pretrained."):]: v for k, v in tensors.items() if k.startswith("pretrained.")}
+    info = get_method(manifest["method"])
+    model = info.cls.model_from_spec(manifest["architecture"])
+    model.load_state_dict(model_state)
+    device = resolve_device(device)
+    est = cls(manifest["method"], manifest["n_clusters"], random_state=manifest["random_state"],
+              scaling=manifest["scaling"], **manifest["params"])
+    est._set_fitted(model.to(device), Scaler.from_manifest(manifest["scaler"]), manifest["centers_space"],
+                    manifest["sample_shape"], device, manifest["params"], manifest["history"],
+                    pretrained or None)
+    return est
+
+
+def save_dir(est, path) -> None:
+    """Write both files into ``path`` (created if needed), each atomically."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    weights, manifest = dump(est)
+    _write_atomic(path / WEIGHTS_FILE, weights)
+    _write_atomic(path / MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+
+
+def load_dir(cls, path, device: str = "auto"):
+    path = Path(path)
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    return restore(cls, (path / WEIGHTS_FILE).read_bytes(), manifest, device)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
