@@ -44,4 +44,4 @@ def list_methods() -> list[MethodInfo]:
 
 
 # Importing a method module registers it.
-from . import dec, idec, kmeans  # noqa: E402,F401
+from . import cdc, dccf, dec, idec, kmeans  # noqa: E402,F401

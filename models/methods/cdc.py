@@ -1,0 +1,108 @@
+"""CDC (Trinh & Pham): correlation losses for deep clustering (METHODS §2).
+
+Defaults follow the authors' code (``fict-labs/Deep-Clustering-CDC``), which produced the
+published numbers: row-normalised pairwise distributions with the diagonal kept, the C(Z) side
+of every correlation loss sharpened, nothing detached but the full-data DEC target, no
+reconstruction in fine-tuning, and the code's schedule for a dataset it has no branch for
+(Adam pretraining for 30 epochs, batch 64; SGD(0.01, 0.9) for T = 5000 iterations, target every
+h = 50, no tolerance stop). ``variant="paper"`` is the paper's version (§2.6): eq. 5's global
+normalisation over k≠l, plain KL(C_Z‖C_X), and Algorithm 1's split updates (μ on L_c + ηL_a,
+decoder on L_AE, encoder on L_DC).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch.func import functional_call
+
+from ..losses import kl_divergence, reconstruction_loss
+from ..pairwise import affinity_loss, correlation_loss, embedding_target
+from ..training import ClusteringSchedule
+from . import register
+from .dec import DEC, DECParams
+
+VARIANTS = ("code", "paper")
+
+
+class CDCParams(DECParams):
+    variant: Literal[VARIANTS] = Field(
+        "code", description="'code': the authors' code (row-normalised, sharpened C_Z, no fine-tune "
+                            "reconstruction); 'paper': eq. 5 global normalisation, plain KL, Algorithm 1 updates.")
+    pretrain_epochs: int = Field(30, ge=0, le=10_000, description="Autoencoder pretraining epochs (code: 30).")
+    pretrain_batch_size: int = Field(64, ge=1, le=65_536)
+    pretrain_corr_weight: float = Field(
+        1e-3, ge=0, le=1000, description="λ: weight of L_cr(Z,X) + L_cr(Z,X') in pretraining (1e-6 for CIFAR-10).")
+    corr_weight: float = Field(1e-3, ge=0, le=1000, description="β: weight of L_re = L_cr(Z,X) + L_cr(Z,X') in fine-tuning.")
+    affinity_weight: float = Field(0.75, ge=0, le=1000, description="η: weight of the affinity loss L_a.")
+    maxiter: int = Field(5000, ge=1, le=10_000_000, description="T: fine-tuning iterations, always all of them.")
+    update_interval: int = Field(50, ge=1, description="h: iterations between full-data target updates.")
+    tol: float | None = Field(None, ge=0, le=1, description="Optional label-change stop; the code has none.")
+    batch_size: int = Field(64, ge=1, le=65_536)
+
+
+@register
+class CDC(DEC):
+    name = "cdc"
+    summary = ("CDC: autoencoder pretrained with pairwise Student-t correlation losses, fine-tuned on "
+               "DEC's KL plus an affinity loss and correlation regularisers.")
+    params_model = CDCParams
+
+    @property
+    def norm(self) -> str:
+        return "row" if self.params.variant == "code" else "global"
+
+    def schedule(self) -> ClusteringSchedule:
+        p = self.params
+        # Data order first, reshuffled each time the index wraps; the last short batch is used.
+        return ClusteringSchedule(p.maxiter, p.update_interval, p.batch_size, p.tol, "sequential_then_shuffle")
+
+    def finetune_parameters(self, model):
+        return list(model.parameters())
+
+    def correlation_terms(self, z, x, x_hat) -> dict[str, torch.Tensor]:
+        """L_cr(Z,X) and L_cr(Z,X'), sharing the C_Z side (sharpened in the code variant)."""
+        target = embedding_target(z, self.params.alpha, self.norm, sharpen=self.params.variant == "code")
+        return {"corr_embedding": correlation_loss(target, x, self.params.alpha, self.norm),
+                "corr_output": correlation_loss(target, x_hat, self.params.alpha, self.norm)}
+
+    def pretrain_objective(self, autoencoder, x):
+        """L_AE = mse(X, X') + λ·[L_cr(Z,X) + L_cr(Z,X')] (eq. 7 with Keras mse)."""
+        z, x_hat = autoencoder(x)
+        x = x.reshape(x_hat.shape)
+        rec = reconstruction_loss(x_hat, x)
+        corr = self.correlation_terms(z, x, x_hat)
+        loss = rec + self.params.pretrain_corr_weight * (corr["corr_embedding"] + corr["corr_output"])
+        return {"loss": loss, "reconstruction": rec, **corr}
+
+    def batch_loss(self, model, x, target):
+        p = self.params
+        ae = model.autoencoder
+        z = ae.encode(x)
+        x = x.reshape(len(x), -1)
+        if p.variant == "code":
+            x_hat = ae.decode(z)
+        else:
+            # Algorithm 1: the encoder sees L_DC through a decoder it does not move; the decoder
+            # moves on L_AE alone (below), so here its parameters are constants.
+            frozen = {k: v.detach() for k, v in ae.decoder.named_parameters()}
+            x_hat = functional_call(ae.decoder, frozen, (z,))
+        q = model.soft_assign(z)
+        terms = {"kl": kl_divergence(target, q, p.kl_reduction),
+                 "affinity": affinity_loss(q, z, p.alpha, self.norm),
+                 **self.correlation_terms(z, x, x_hat)}
+        loss = terms["kl"] + p.affinity_weight * terms["affinity"] + p.corr_weight * (
+            terms["corr_embedding"] + terms["corr_output"])
+        if p.variant == "paper":
+            terms["reconstruction"], decoder_loss = self.decoder_objective(model, z.detach(), x)
+            loss = loss + decoder_loss
+        return {"loss": loss, **terms}
+
+    def decoder_objective(self, model, z, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Algorithm 1, line 13: ``(L_r, L_AE)`` for the decoder's step, L_AE = L_r + λ·L_cr(Z,X')
+        from a fixed Z (L_cr(Z,X) has no decoder parameter in it)."""
+        x_hat = model.autoencoder.decode(z)
+        rec = reconstruction_loss(x_hat, x)
+        target = embedding_target(z, self.params.alpha, "global", sharpen=False)
+        return rec, rec + self.params.pretrain_corr_weight * correlation_loss(target, x_hat, self.params.alpha, "global")
