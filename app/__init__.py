@@ -1,0 +1,1 @@
+"""deepclust HTTP service: validation, upload ingestion, persistence, storage, settings."""

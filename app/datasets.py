@@ -1,0 +1,82 @@
+"""Datasets: an upload becomes a canonical array in the artifact store plus one row, or nothing."""
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+from sqlmodel import Session, func, select
+
+from app.errors import ApiError, invalid
+from app.ids import new_id
+from app.ingest import canonicalize, detect_format, label_codes, read_labels_file
+from app.ownership import owned
+from app.settings import Settings
+from app.storage import ArtifactStore
+from app.tables import ACTIVE_STATES, Dataset, Job
+from app.uploads import UploadForm
+
+FILE_FIELDS = ("file", "labels")
+TEXT_FIELDS = ("name", "label_column", "image_size", "color")  # the last two apply to image archives
+
+
+def create_dataset(session: Session, store: ArtifactStore, settings: Settings, tenant: str,
+                   form: UploadForm) -> Dataset:
+    upload = form.files.get("file")
+    if upload is None:
+        raise ApiError(400, "missing_file", "The form has no 'file' part; send the data as multipart field 'file'.")
+    if upload.size == 0:
+        raise invalid("empty_data", "The uploaded file is empty.")
+    label_column = form.fields.get("label_column") or None
+    labels_file = form.files.get("labels")
+    if label_column and labels_file:
+        raise invalid("labels_given_twice", "Give labels either as a 'labels' file or as a 'label_column', not both.")
+    fmt = detect_format(upload.filename, upload.path)
+    dataset_id = new_id("ds")
+    with ExitStack() as stack:
+        x_tmp = stack.enter_context(store.staging_file(".npy"))
+        canon = canonicalize(upload.path, fmt, x_tmp, staging=store.staging_file, label_column=label_column,
+                             max_expanded_bytes=settings.max_expanded_bytes)
+        labels, n_classes = canon.labels, canon.n_classes
+        if labels_file is not None:
+            if labels is not None:
+                raise invalid("labels_given_twice", "The .npz already holds labels ('y'); drop the 'labels' file.")
+            labels, n_classes = label_codes(read_labels_file(labels_file.path, labels_file.filename), canon.shape[0])
+        row = Dataset(id=dataset_id, tenant_id=tenant, name=form.fields.get("name") or upload.filename, format=fmt,
+                      kind=canon.kind, n_samples=canon.shape[0], n_features=int(np.prod(canon.shape[1:])),
+                      sample_shape=canon.sample_shape, source_dtype=canon.source_dtype,
+                      has_labels=labels is not None, n_classes=n_classes, sha256=upload.sha256,
+                      size_bytes=upload.size, data_key=f"datasets/{dataset_id}/x.npy",
+                      labels_key=f"datasets/{dataset_id}/y.npy" if labels is not None else None)
+        # Files first, then the row: a row never points at missing files, and a failed commit
+        # takes the files away again.
+        store.publish(x_tmp, row.data_key)
+        try:
+            if labels is not None:
+                y_tmp = stack.enter_context(store.staging_file(".npy"))
+                np.save(y_tmp, labels)
+                store.publish(y_tmp, row.labels_key)
+            session.add(row)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            store.delete_prefix(f"datasets/{dataset_id}")
+            raise
+    return row
+
+
+def list_datasets(session: Session, tenant: str, limit: int, offset: int) -> tuple[list[Dataset], int]:
+    where = Dataset.tenant_id == tenant
+    rows = session.exec(select(Dataset).where(where).order_by(Dataset.created_at.desc(), Dataset.id)
+                        .offset(offset).limit(limit)).all()
+    return list(rows), session.exec(select(func.count()).select_from(Dataset).where(where)).one()
+
+
+def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_id: str) -> None:
+    row = owned(session, Dataset, dataset_id, tenant)
+    busy = session.exec(select(Job.id).where(Job.dataset_id == dataset_id, Job.status.in_(ACTIVE_STATES))).first()
+    if busy is not None:
+        raise ApiError(409, "dataset_in_use", f"Job {busy} of this dataset is queued or running; cancel it or "
+                       "wait for it to finish.", {"job_id": busy})
+    session.delete(row)
+    session.commit()
+    store.delete_prefix(f"datasets/{dataset_id}")

@@ -1,0 +1,45 @@
+"""A thread in the API process that turns jobs with a stale heartbeat back into queued ones.
+
+Requeued jobs are handed to the dispatcher again (Celery needs a new message; the local runner
+just sees the row). Several API processes may each run one: the guarded update lets only one
+of them requeue a given attempt.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.engine import Engine
+
+from app import jobstate
+from app.db import new_session
+from app.dispatch import Dispatcher
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> list[str]:
+    with new_session(engine) as session:
+        requeued = jobstate.reap_stale(session, settings.stale_after_seconds, settings.max_attempts)
+    for job_id in requeued:
+        log.warning("job %s lost its worker (stale heartbeat); requeued to resume from its checkpoint", job_id)
+        dispatcher.submit(job_id)
+    return requeued
+
+
+class Reaper(threading.Thread):
+    def __init__(self, engine: Engine, settings: Settings, dispatcher: Dispatcher):
+        super().__init__(name="deepclust-reaper", daemon=True)
+        self.engine, self.settings, self.dispatcher = engine, settings, dispatcher
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.settings.reaper_interval_seconds):
+            try:
+                reap_once(self.engine, self.settings, self.dispatcher)
+            except Exception:  # the database or broker may be down for a while; try again next round
+                log.exception("reaper round failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,81 @@
+"""Artifact store: large bytes (canonical datasets, checkpoints) addressed by key.
+
+The interface is deliberately small -- stage a file locally, publish it under a key atomically,
+hand out a local path to read (memory-map) it, delete -- so an S3-compatible store can implement
+it by uploading on publish and caching on read.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+STAGING = "tmp"
+
+
+class ArtifactStore(Protocol):
+    def staging_file(self, suffix: str = "") -> AbstractContextManager[Path]: ...
+    def publish(self, local_file: Path, key: str) -> None: ...
+    def local_path(self, key: str) -> Path: ...
+    def exists(self, key: str) -> bool: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def sweep_staging(self, older_than_seconds: float = ...) -> None: ...
+
+
+class DirectoryStore:
+    """Artifacts as files under one root directory; staging lives beside them, so publish is a rename."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        (self.root / STAGING).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"artifact key escapes the store: {key!r}")
+        return path
+
+    @contextmanager
+    def staging_file(self, suffix: str = "") -> Iterator[Path]:
+        """A fresh scratch file that is removed on exit unless it was published meanwhile."""
+        fd, tmp = tempfile.mkstemp(dir=self.root / STAGING, suffix=suffix)
+        os.close(fd)
+        path = Path(tmp)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def publish(self, local_file: Path, key: str) -> None:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local_file, dest)
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def sweep_staging(self, older_than_seconds: float = 24 * 3600) -> None:
+        """Remove scratch files a crashed process left behind (live ones are younger)."""
+        cutoff = time.time() - older_than_seconds
+        for path in (self.root / STAGING).iterdir():
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+
+
+def store_for(data_dir: Path) -> DirectoryStore:
+    return DirectoryStore(Path(data_dir) / "artifacts")

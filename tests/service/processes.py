@@ -1,0 +1,92 @@
+"""Running the real programs for the end-to-end tests: `deepclust serve`, `deepclust worker`."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+DEEPCLUST = str(Path(sys.executable).parent / "deepclust")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment without the developer's own DEEPCLUST_* settings, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPCLUST_")}
+    env.update({f"DEEPCLUST_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.3):
+    """Poll until ``check()`` is truthy; generous timeouts only, never a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Program:
+    """A subprocess in its own process group, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log: Path):
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.process = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, grace: float = 60) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # whatever it started and left behind (pool or job children)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self._log.close()
+
+
+def start_server(tmp: Path, env: dict[str, str]) -> tuple[Program, httpx.Client]:
+    port = free_port()
+    server = Program([DEEPCLUST, "serve", "--port", str(port)], env, tmp, tmp / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        if server.process.poll() is not None:
+            raise AssertionError(f"deepclust serve exited:\n{server.output()}")
+        try:
+            return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 180, "deepclust serve to be ready")
+    return server, httpx.Client(base_url=base, timeout=60)
+
+
+def wait_for_job(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 600) -> dict:
+    def reached():
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] in statuses else None
+
+    return wait_until(reached, timeout, f"job {job_id} to reach {statuses}", interval=0.5)

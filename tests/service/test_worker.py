@@ -1,0 +1,99 @@
+"""run_job and the job state machine on a real database: claim once, cancel at the next epoch,
+failures recorded, stale heartbeats reaped, a lost claim cannot write."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app import jobstate
+from app.db import engine_for, new_session, utcnow
+from app.dispatch import LocalDispatcher
+from app.reaper import reap_once
+from app.tables import Job
+from worker.run import run_job
+
+from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, upload
+
+
+@pytest.fixture
+def queued_job(api):
+    X, _ = blobs(60, 4)
+    dataset = upload(api, "blobs.npy", npy_bytes(X)).json()["id"]
+    body = {"dataset_id": dataset, "method": "dec", "n_clusters": 3, **TINY_DEC}
+    return api.post("/v1/jobs", json={**body, "pretrain": {"epochs": 50, "batch_size": 16}}).json()["id"]
+
+
+def session_of(backend):
+    return new_session(engine_for(backend.settings.database_url))
+
+
+def set_job(backend, job_id: str, **values) -> None:
+    with session_of(backend) as session:
+        job = session.get(Job, job_id)
+        for name, value in values.items():
+            setattr(job, name, value)
+        session.commit()
+
+
+def test_cancel_flag_stops_training_at_the_next_epoch(api, backend, queued_job):
+    # The flag is up the moment the worker starts: it must stop after its first epoch.
+    set_job(backend, queued_job, cancel_requested=True)
+    assert run_job(queued_job, backend.settings) == "cancelled"
+    job = api.get(f"/v1/jobs/{queued_job}").json()
+    assert job["status"] == "cancelled" and job["finished_at"] and job["model_id"] is None
+    history = api.get(f"/v1/jobs/{queued_job}/history").json()
+    assert [(r["phase"], r["epoch"]) for r in history] == [("pretrain", 0)]
+    assert not any(queued_job in path for path in artifacts(backend.data_dir))  # no checkpoint left
+
+
+def test_a_second_delivery_does_nothing(api, backend, queued_job):
+    set_job(backend, queued_job, params={**api.get(f"/v1/jobs/{queued_job}").json()["params"],
+                                         "pretrain_epochs": 1})
+    assert run_job(queued_job, backend.settings) == "succeeded"
+    assert run_job(queued_job, backend.settings) is None
+    assert api.get(f"/v1/jobs/{queued_job}").json()["attempts"] == 1
+
+
+def test_a_failure_is_recorded_with_its_reason(api, backend, queued_job):
+    dataset_id = api.get(f"/v1/jobs/{queued_job}").json()["dataset_id"]
+    (backend.data_dir / "artifacts" / "datasets" / dataset_id / "x.npy").unlink()
+    assert run_job(queued_job, backend.settings) == "failed"
+    job = api.get(f"/v1/jobs/{queued_job}").json()
+    assert job["status"] == "failed" and job["error"]["code"] == "training_failed"
+    assert "x.npy" in job["error"]["message"]
+
+
+def test_claim_is_exclusive_and_a_lost_claim_cannot_write(backend, queued_job):
+    with session_of(backend) as session:
+        first = jobstate.claim(session, queued_job, "w1")
+        assert first is not None and first.attempts == 1
+        assert jobstate.claim(session, queued_job, "w2") is None
+        assert jobstate.update_owned(session, queued_job, 1, phase="pretrain")
+        # The reaper gives the job to someone else: attempt 1 may no longer write.
+        assert jobstate.requeue_or_fail(session, queued_job, 1, "test", max_attempts=3) == "queued"
+        assert jobstate.claim(session, queued_job, "w2").attempts == 2
+        assert not jobstate.update_owned(session, queued_job, 1, phase="finetune")
+        assert not jobstate.finish(session, queued_job, 1, "succeeded")
+        assert session.get(Job, queued_job, populate_existing=True).status == "running"
+
+
+def test_reaper_requeues_stale_jobs_then_gives_up(backend, queued_job):
+    settings = backend.settings.model_copy(update={"stale_after_seconds": 60, "max_attempts": 2})
+    engine = engine_for(settings.database_url)
+    with session_of(backend) as session:
+        jobstate.claim(session, queued_job, "w1")
+    assert reap_once(engine, settings, LocalDispatcher()) == []  # the heartbeat is fresh
+
+    set_job(backend, queued_job, heartbeat_at=utcnow() - timedelta(seconds=61))
+    assert reap_once(engine, settings, LocalDispatcher()) == [queued_job]
+    with session_of(backend) as session:
+        job = session.get(Job, queued_job)
+        assert (job.status, job.attempts, job.worker) == ("queued", 1, None)
+        jobstate.claim(session, queued_job, "w2")
+
+    set_job(backend, queued_job, heartbeat_at=utcnow() - timedelta(seconds=61))
+    assert reap_once(engine, settings, LocalDispatcher()) == []
+    with session_of(backend) as session:
+        job = session.get(Job, queued_job)
+        assert job.status == "failed" and job.error["code"] == "worker_lost" and job.finished_at

@@ -1,0 +1,142 @@
+"""The training callback of a job: progress, history, heartbeat, checkpoints and cancel, via the DB.
+
+Writes are throttled (a tiny dataset can finish an epoch every few milliseconds) and fenced by
+the attempt number, so a worker that lost its job notices on its next write and stops.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from app import jobstate
+from app.db import new_session, utcnow
+from app.settings import Settings
+from app.storage import ArtifactStore
+from app.tables import Job, JobHistory
+from models import Callback, save_checkpoint
+from models.metrics import cluster_accuracy, nmi
+
+log = logging.getLogger(__name__)
+
+# Where each phase sits in the job's overall progress fraction.
+PHASE_SPANS = {"pretrain": (0.0, 0.5), "init": (0.5, 0.55), "finetune": (0.55, 0.95), "finalize": (0.95, 1.0)}
+
+
+def checkpoint_key(job_id: str) -> str:
+    return f"checkpoints/{job_id}.pt"
+
+
+class JobReporter(Callback):
+    def __init__(self, engine: Engine, job: Job, settings: Settings, store: ArtifactStore,
+                 y_true: np.ndarray | None):
+        self.engine, self.settings, self.store, self.y_true = engine, settings, store, y_true
+        self.job_id, self.attempt = job.id, job.attempts
+        self.has_checkpoint = job.checkpoint_key is not None
+        self.session = new_session(engine)  # the training thread's; the heartbeat thread has its own
+        self.lost = threading.Event()
+        self.cancelled = False
+        self.phase: str | None = None
+        self.progress: dict = {}
+        self.pending: list[dict] = []
+        self._evaluation: dict = {}
+        self._last_flush = 0.0
+        self._last_checkpoint = time.monotonic()
+
+    # -- the library's hooks ----------------------------------------------------------------------
+    def on_phase_begin(self, phase: str, epochs: int) -> None:
+        self.enter_phase(phase, epochs)
+
+    def on_epoch_end(self, phase: str, epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        terms = {k: float(v) for k, v in logs.items() if k != "loss"}
+        if phase == "finetune":
+            terms.update(self._evaluation)
+        self.pending.append({"job_id": self.job_id, "phase": phase, "epoch": epoch,
+                             "loss": float(logs["loss"]) if "loss" in logs else None, "terms": terms})
+        lo, hi = PHASE_SPANS.get(phase, (0.0, 1.0))
+        self.progress = {"epoch": epoch + 1, "epochs": epochs, "fraction": round(lo + (hi - lo) * (epoch + 1) / epochs, 4),
+                         "loss": self.pending[-1]["loss"], "label_change": logs.get("label_change")}
+        self.flush()
+
+    def on_target_update(self, iteration: int, labels: np.ndarray, label_change: float) -> None:
+        # Labels never reach the library; the worker scores each new target against them.
+        if self.y_true is not None:
+            self._evaluation = {"acc": cluster_accuracy(self.y_true, labels), "nmi": nmi(self.y_true, labels)}
+
+    def should_stop(self) -> bool:
+        if self.lost.is_set():
+            return True
+        row = self.session.exec(select(Job.cancel_requested, Job.status, Job.attempts)
+                                .where(Job.id == self.job_id)).first()
+        self.session.rollback()  # end the read transaction so the next check sees fresh data
+        if row is None or row[1] != "running" or row[2] != self.attempt:
+            self.lost.set()
+            return True
+        self.cancelled = bool(row[0])
+        return self.cancelled
+
+    def on_checkpoint(self, state: dict) -> None:
+        if time.monotonic() - self._last_checkpoint < self.settings.checkpoint_interval_seconds:
+            return
+        key = checkpoint_key(self.job_id)
+        with self.store.staging_file(".pt") as tmp:
+            save_checkpoint(state, tmp)
+            self.store.publish(tmp, key)
+        self._last_checkpoint = time.monotonic()
+        if not self.has_checkpoint:
+            self._write(checkpoint_key=key)
+            self.has_checkpoint = True
+
+    # -- writing ------------------------------------------------------------------------------------
+    def enter_phase(self, phase: str, epochs: int = 1) -> None:
+        # Finalizing has no loss of its own: it keeps showing the last one of training.
+        last = self.progress if phase == "finalize" else {}
+        self.phase = phase
+        self.progress = {"epoch": 0, "epochs": epochs, "fraction": PHASE_SPANS[phase][0],
+                         "loss": last.get("loss"), "label_change": last.get("label_change")}
+        self.flush(force=True)
+
+    def flush(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_flush < self.settings.progress_interval_seconds:
+            return
+        if self.pending:
+            self.session.execute(insert(JobHistory), self.pending)
+            self.pending = []
+        self._write(phase=self.phase, progress=self.progress, heartbeat_at=utcnow())
+        self._last_flush = time.monotonic()
+
+    def _write(self, **values) -> None:
+        if not jobstate.update_owned(self.session, self.job_id, self.attempt, **values):
+            self.session.rollback()
+            self.lost.set()
+
+    @contextmanager
+    def heartbeat(self):
+        """Keep heartbeat_at fresh from a thread, also through long silent steps (k-means, big epochs)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            with new_session(self.engine) as session:
+                while not stop.wait(self.settings.heartbeat_seconds):
+                    try:
+                        if not jobstate.update_owned(session, self.job_id, self.attempt, heartbeat_at=utcnow()):
+                            self.lost.set()
+                            return
+                    except Exception:  # a database blip: the next beat may get through
+                        session.rollback()
+                        log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self.job_id}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.session.close()
