@@ -2,10 +2,13 @@
 read labels, centroids and metrics, predict training rows and get their stored labels back."""
 from __future__ import annotations
 
+import os
+import signal
 import httpx
 import numpy as np
+from sqlalchemy import create_engine, text
 
-from .processes import wait_for_job
+from .processes import wait_for_job, wait_until
 
 K = 10
 DEC_JOB = {"method": "dec", "n_clusters": K, "seed": 0,
@@ -57,3 +60,36 @@ def run_journey(client: httpx.Client, files: dict, X: np.ndarray, y: np.ndarray,
     assert job["status"] == "succeeded", job
     check_results(client, job, X, y, predict_file)
     return job
+
+
+# Hundreds of short epochs: whatever the machine's speed, a kill lands inside pretraining.
+LONG_PRETRAIN = {"epochs": 400, "batch_size": 16}
+
+
+def job_owner(database_url: str, job_id: str) -> str:
+    """The ``host:pid`` of the process running the job, as the service recorded it."""
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        owner = conn.execute(text("SELECT worker FROM jobs WHERE id = :id"), {"id": job_id}).scalar_one()
+    engine.dispose()
+    return owner
+
+
+def kill_mid_pretraining(client: httpx.Client, dataset_id: str, database_url: str) -> dict:
+    """Start a job, SIGKILL the process running it (a job child or a Celery pool process, never the
+    server) once it has checkpointed a few epochs, and return the job once it has ended, which it
+    must have done through a second attempt."""
+    job = train_dec(client, dataset_id, pretrain=LONG_PRETRAIN)
+
+    def checkpointed_in_pretraining():
+        state = client.get(f"/v1/jobs/{job['id']}").json()
+        return (state["status"] == "running" and state["phase"] == "pretrain"
+                and (state["progress"]["epoch"] or 0) >= 2)
+
+    wait_until(checkpointed_in_pretraining, 300, "the job to run a few pretraining epochs")
+    os.kill(int(job_owner(database_url, job["id"]).rsplit(":", 1)[1]), signal.SIGKILL)
+    done = wait_for_job(client, job["id"], {"succeeded", "failed", "cancelled"})
+    assert done["status"] == "succeeded" and done["attempts"] == 2, done
+    pretrain = [r["epoch"] for r in client.get(f"/v1/jobs/{job['id']}/history").json() if r["phase"] == "pretrain"]
+    assert pretrain == list(range(LONG_PRETRAIN["epochs"]))  # resumed, not repeated
+    return done

@@ -4,7 +4,6 @@ schema, Redis database and queue name keep parallel runs apart."""
 from __future__ import annotations
 
 import io
-import os
 import random
 import signal
 import subprocess
@@ -13,11 +12,10 @@ import uuid
 import numpy as np
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 
 from .conftest import REDIS_URL, PostgresSchema, usps_slice
-from .journey import run_journey, train_dec
-from .processes import DEEPCLUST, Program, clean_env, start_server, wait_for_job, wait_until
+from .journey import kill_mid_pretraining, run_journey
+from .processes import DEEPCLUST, Program, clean_env, start_server
 
 N = 1000
 
@@ -55,7 +53,7 @@ def test_user_journey_on_celery_redis_postgres(stack):
     X, y = usps_slice(N)
     buffer = io.BytesIO()
     np.savez(buffer, x=X, y=y)
-    job = run_journey(client, {"file": ("usps.npz", buffer.getvalue())}, X, y, predict_file=True)
+    run_journey(client, {"file": ("usps.npz", buffer.getvalue())}, X, y, predict_file=True)
     assert "deepclust.run_job" in worker.output()  # the Celery worker ran it
     assert not list((tmp / "data" / "artifacts" / "checkpoints").glob("*"))  # gone once the job is done
 
@@ -68,17 +66,5 @@ def test_lost_worker_is_reaped_and_the_job_resumes(stack):
     buffer = io.BytesIO()
     np.save(buffer, X)
     dataset = client.post("/v1/datasets", files={"file": ("usps300.npy", buffer.getvalue())}).json()["id"]
-    job = train_dec(client, dataset, pretrain={"epochs": 12, "batch_size": 32})
-    wait_until(lambda: (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) >= 2, 300,
-               "the job to run a few epochs")
-    engine = create_engine(schema.url)
-    with engine.connect() as conn:
-        owner = conn.execute(text("SELECT worker FROM jobs WHERE id = :id"), {"id": job["id"]}).scalar_one()
-    engine.dispose()
-    os.kill(int(owner.rsplit(":", 1)[1]), signal.SIGKILL)
-
-    done = wait_for_job(client, job["id"], {"succeeded", "failed", "cancelled"})
-    assert done["status"] == "succeeded" and done["attempts"] == 2, done
-    pretrain = [r["epoch"] for r in client.get(f"/v1/jobs/{job['id']}/history").json() if r["phase"] == "pretrain"]
-    assert pretrain == list(range(12))
+    job = kill_mid_pretraining(client, dataset, schema.url)
     assert f"job {job['id']}: resuming from its checkpoint" in worker.output()

@@ -3,15 +3,12 @@ runner, auth off on 127.0.0.1) in a subprocess, driven over HTTP."""
 from __future__ import annotations
 
 import io
-import os
-import signal
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, text
 
 from .conftest import usps_slice
-from .journey import run_journey, train_dec
+from .journey import kill_mid_pretraining, run_journey, train_dec
 from .processes import clean_env, start_server, wait_for_job, wait_until
 
 N = 1000
@@ -79,19 +76,6 @@ def test_cancel_running_job_within_an_epoch_and_queued_job_at_once(local, datase
 
 def test_killed_worker_process_is_retried_from_its_checkpoint(local, dataset_id):
     server, client, tmp, _, _ = local
-    job = train_dec(client, dataset_id, pretrain={"epochs": 12, "batch_size": 32})
-    checkpoint = tmp / "data" / "artifacts" / "checkpoints" / f"{job['id']}.pt"
-    wait_until(lambda: client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] and checkpoint.exists(),
-               300, "a checkpoint of the running job")
-    engine = create_engine(f"sqlite:///{tmp / 'data' / 'deepclust.db'}")
-    with engine.connect() as conn:
-        worker = conn.execute(text("SELECT worker FROM jobs WHERE id = :id"), {"id": job["id"]}).scalar_one()
-    engine.dispose()
-    os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)  # the job's child process, not the server
-
-    done = wait_for_job(client, job["id"], {"succeeded", "failed", "cancelled"})
-    assert done["status"] == "succeeded" and done["attempts"] == 2
-    pretrain = [r["epoch"] for r in client.get(f"/v1/jobs/{job['id']}/history").json() if r["phase"] == "pretrain"]
-    assert pretrain == list(range(12))  # resumed, not repeated
+    job = kill_mid_pretraining(client, dataset_id, f"sqlite:///{tmp / 'data' / 'deepclust.db'}")
     assert f"job {job['id']}: resuming from its checkpoint" in server.output()
-    assert not checkpoint.exists()
+    assert not (tmp / "data" / "artifacts" / "checkpoints" / f"{job['id']}.pt").exists()
