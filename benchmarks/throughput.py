@@ -1,0 +1,102 @@
+"""Pretraining throughput of the library against a bare PyTorch loop, in the same process.
+
+    python benchmarks/throughput.py --dataset mnist --epochs 3 --repeats 3
+
+Both train the same D-500-500-2000-10 autoencoder with the same batch size, optimiser and
+shuffled order on the same device, from the same initial weights; each side runs ``--repeats``
+times, alternating, and the best samples/s of each is compared (the target is a ratio ≥ 0.95).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from models.callbacks import CallbackList  # noqa: E402
+from models.data import ArrayData  # noqa: E402
+from models.device import resolve_device  # noqa: E402
+from models.networks import DenseAutoencoder  # noqa: E402
+from models.preprocessing import Scaler  # noqa: E402
+from models.training import Run, make_optimizer, pretrain_autoencoder  # noqa: E402
+
+DATASETS = ROOT.parent.parent / "shared" / "datasets"
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def library(ae, x, scaler, device, epochs, batch_size, lr):
+    data = ArrayData(x, scaler, device)
+    optimizer = make_optimizer(ae.parameters(), "adam", lr, 0.9)
+    run = Run(CallbackList(), base_state={})
+    sync(device)
+    start = time.perf_counter()
+    pretrain_autoencoder(ae, data, optimizer, epochs=epochs, batch_size=batch_size, seed=0, run=run)
+    sync(device)
+    return len(x) * epochs / (time.perf_counter() - start)
+
+
+def bare(ae, x, scaler, device, epochs, batch_size, lr):
+    """What a notebook would write: the data as one tensor on the device, index, step."""
+    data = torch.as_tensor(x, dtype=torch.float32, device=device) * float(scaler.scale)
+    optimizer = torch.optim.Adam(ae.parameters(), lr=lr)
+    sync(device)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch)).to(device)
+        for i in range(0, len(data), batch_size):
+            batch = data[order[i:i + batch_size]]
+            loss = torch.nn.functional.mse_loss(ae(batch)[1], batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    sync(device)
+    return len(x) * epochs / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--samples", type=int, default=None, help="use the first N samples only")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+
+    with np.load(DATASETS / f"{args.dataset}.npz", allow_pickle=False) as d:
+        x = d["x"][:args.samples]
+    device = resolve_device(args.device)
+    scaler = Scaler.fit(x, "auto")
+    if scaler.kind not in ("none", "divide255"):
+        raise SystemExit("the bare loop only replays 'none'/'divide255' scaling")
+    torch.manual_seed(0)
+    initial = DenseAutoencoder(x[0].size, [500, 500, 2000], 10).to(device)
+    results = {"library": [], "bare": []}
+    for _ in range(args.repeats):
+        for name, fn in (("bare", bare), ("library", library)):
+            results[name].append(fn(copy.deepcopy(initial), x, scaler, device, args.epochs, args.batch_size, 1e-3))
+    best = {k: max(v) for k, v in results.items()}
+    print(json.dumps({
+        "dataset": args.dataset, "n_samples": len(x), "epochs": args.epochs, "batch_size": args.batch_size,
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda"
+                                 else f" ({torch.get_num_threads()} threads)"),
+        "library_samples_per_s": round(best["library"]), "bare_samples_per_s": round(best["bare"]),
+        "ratio": round(best["library"] / best["bare"], 3),
+        "all": {k: [round(s) for s in v] for k, v in results.items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
