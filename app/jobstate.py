@@ -36,7 +36,7 @@ def claim(session: Session, job_id: str, worker: str) -> Job | None:
     """queued -> running for exactly one caller; a redelivered message or a second runner gets None."""
     now = utcnow()
     if not _update(session, job_id, Job.status == QUEUED,
-                   status=RUNNING, attempts=Job.attempts + 1, worker=worker, heartbeat_at=now,
+                   status=RUNNING, attempts=Job.attempts + 1, worker=worker, heartbeat_at=now, dispatch_pending=False,
                    started_at=func.coalesce(Job.started_at, now)):
         return None
     return session.get(Job, job_id, populate_existing=True)
@@ -73,7 +73,7 @@ def requeue_or_fail(session: Session, job_id: str, attempt: int, reason: str, ma
         return FAILED if _update(session, job_id, *_owned(attempt), *where, status=FAILED, error=error,
                                  finished_at=utcnow(), heartbeat_at=None) else None
     return QUEUED if _update(session, job_id, *_owned(attempt), *where, status=QUEUED, worker=None,
-                             heartbeat_at=None) else None
+                             heartbeat_at=None, dispatch_pending=True) else None
 
 
 def reap_stale(session: Session, stale_after_seconds: float, max_attempts: int) -> list[str]:
@@ -88,6 +88,16 @@ def reap_stale(session: Session, stale_after_seconds: float, max_attempts: int) 
         if outcome == QUEUED:
             requeued.append(job_id)
     return requeued
+
+
+def pending_dispatch(session: Session) -> list[str]:
+    """Queued jobs whose message the broker has not taken yet, oldest first."""
+    return list(session.exec(select(Job.id).where(Job.status == QUEUED, Job.dispatch_pending)
+                             .order_by(Job.created_at)).all())
+
+
+def mark_dispatched(session: Session, job_id: str) -> bool:
+    return _update(session, job_id, Job.dispatch_pending, dispatch_pending=False)
 
 
 def fail_queued(session: Session, job_id: str, error: dict) -> bool:

@@ -1,7 +1,7 @@
 """A thread in the API process that turns jobs with a stale heartbeat back into queued ones.
 
 Requeued jobs are handed to the dispatcher again (Celery needs a new message; the local runner
-just sees the row). Several API processes may each run one: the guarded update lets only one
+just sees the row); a job stays marked `dispatch_pending` until the broker has taken it. Several API processes may each run one: the guarded update lets only one
 of them requeue a given attempt.
 """
 from __future__ import annotations
@@ -13,18 +13,27 @@ from sqlalchemy.engine import Engine
 
 from app import jobstate
 from app.db import new_session
-from app.dispatch import Dispatcher
+from app.dispatch import BrokerUnavailable, Dispatcher
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> list[str]:
+    """Requeue the jobs whose heartbeat went stale and hand every requeued job that the broker has
+    not taken yet to the dispatcher; returns the ids requeued this round."""
     with new_session(engine) as session:
         requeued = jobstate.reap_stale(session, settings.stale_after_seconds, settings.max_attempts)
-    for job_id in requeued:
-        log.warning("job %s lost its worker (stale heartbeat); requeued to resume from its checkpoint", job_id)
-        dispatcher.submit(job_id)
+        for job_id in requeued:
+            log.warning("job %s lost its worker (stale heartbeat); requeued to resume from its checkpoint", job_id)
+        # Durable in the row, so a broker outage or an API restart between requeue and send loses nothing.
+        for job_id in jobstate.pending_dispatch(session):
+            try:
+                dispatcher.submit(job_id)
+            except BrokerUnavailable as exc:
+                log.warning("job %s stays queued until the broker answers: %s", job_id, exc)
+                break  # the broker is down for all of them; next round
+            jobstate.mark_dispatched(session, job_id)
     return requeued
 
 

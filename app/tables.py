@@ -87,6 +87,8 @@ class Job(SQLModel, table=True):
     worker: Optional[str] = None  # host:pid of the process running the current attempt
     heartbeat_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     cancel_requested: bool = False
+    # Requeued, but the broker has not taken its message yet: the reaper sends it again until it does.
+    dispatch_pending: bool = False
     error: Optional[dict] = Field(default=None, sa_type=JSON)
     model_id: Optional[str] = None
     checkpoint_key: Optional[str] = None

@@ -2,18 +2,21 @@
 failures recorded, stale heartbeats reaped, a lost claim cannot write."""
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
 
 import pytest
+import redis
 
 from app import jobstate
 from app.db import engine_for, new_session, utcnow
-from app.dispatch import LocalDispatcher
+from app.dispatch import CeleryDispatcher, LocalDispatcher
 from app.reaper import reap_once
 from app.tables import Job
 from worker.run import run_job
 
-from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, upload
+from .conftest import REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, upload
 
 
 @pytest.fixture
@@ -97,3 +100,36 @@ def test_reaper_requeues_stale_jobs_then_gives_up(backend, queued_job):
     with session_of(backend) as session:
         job = session.get(Job, queued_job)
         assert job.status == "failed" and job.error["code"] == "worker_lost" and job.finished_at
+
+
+def test_a_requeued_job_is_sent_again_once_the_broker_answers(backend, queued_job):
+    """The reaper requeues while Redis is down: the job stays marked in its row and its message
+    reaches the broker, once, in the first round after Redis is back."""
+    queue, broker = f"test-{uuid.uuid4().hex[:12]}", f"{REDIS_URL}/0"
+    settings = backend.settings.model_copy(update={"stale_after_seconds": 60, "queue": queue, "broker_url": broker})
+    engine = engine_for(settings.database_url)
+    with session_of(backend) as session:
+        jobstate.claim(session, queued_job, "w1")
+    set_job(backend, queued_job, heartbeat_at=utcnow() - timedelta(seconds=61))
+
+    down = CeleryDispatcher(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
+    assert reap_once(engine, settings, down) == [queued_job]
+    assert reap_once(engine, settings, down) == []
+    with session_of(backend) as session:
+        job = session.get(Job, queued_job)
+        assert (job.status, job.dispatch_pending) == ("queued", True)
+
+    r = redis.Redis.from_url(broker)
+    try:
+        for _ in range(2):  # the second round must not send it again
+            assert reap_once(engine, settings, CeleryDispatcher(settings)) == []
+            assert r.llen(queue) == 1
+        message = json.loads(r.lpop(queue))
+        assert message["headers"]["task"] == "deepclust.run_job" and queued_job in message["headers"]["argsrepr"]
+    finally:
+        r.delete(queue)
+        r.close()
+    with session_of(backend) as session:
+        job = session.get(Job, queued_job)
+        assert (job.status, job.dispatch_pending) == ("queued", False)
+        assert jobstate.claim(session, queued_job, "w2").attempts == 2
