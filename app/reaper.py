@@ -1,8 +1,8 @@
 """A thread in the API process that turns jobs with a stale heartbeat back into queued ones.
 
 Requeued jobs are handed to the dispatcher again (Celery needs a new message; the local runner
-just sees the row); a job stays marked `dispatch_pending` until the broker has taken it. Several API processes may each run one: the guarded update lets only one
-of them requeue a given attempt.
+just sees the row); a job stays marked `dispatch_pending` until the broker has taken it. Several
+API processes may each run one: the guarded update lets only one of them requeue a given attempt.
 """
 from __future__ import annotations
 
