@@ -21,6 +21,7 @@ from app.settings import Settings
 
 PG_URL = os.environ.get("DEEPCLUST_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DEEPCLUST_TEST_REDIS", "redis://127.0.0.1:6379")
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 # The shared datasets sit beside the repository (../shared), never inside it.
 USPS = Path(os.environ.get("DEEPCLUST_TEST_USPS", Path(__file__).resolve().parents[3] / "shared/datasets/usps.npz"))
 

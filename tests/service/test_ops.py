@@ -6,10 +6,8 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 
-from .conftest import TINY_DEC, blobs, npy_bytes, upload
+from .conftest import DEAD_BROKER, TINY_DEC, blobs, npy_bytes, upload
 from .test_bad_input import assert_error
-
-DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 def test_health_ready_and_metrics(api):

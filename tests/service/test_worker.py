@@ -16,7 +16,7 @@ from app.reaper import reap_once
 from app.tables import Job
 from worker.run import run_job
 
-from .conftest import REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, upload
+from .conftest import DEAD_BROKER, REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, upload
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_a_requeued_job_is_sent_again_once_the_broker_answers(backend, queued_jo
         jobstate.claim(session, queued_job, "w1")
     set_job(backend, queued_job, heartbeat_at=utcnow() - timedelta(seconds=61))
 
-    down = CeleryDispatcher(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
+    down = CeleryDispatcher(settings.model_copy(update={"broker_url": DEAD_BROKER}))
     assert reap_once(engine, settings, down) == [queued_job]
     assert reap_once(engine, settings, down) == []
     with session_of(backend) as session:
