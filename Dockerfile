@@ -27,7 +27,8 @@ WORKDIR /app
 # torch first, from the CPU index, so resolving the project cannot pull a CUDA build.
 RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
 COPY --from=source /app ./
-RUN pip install -e .
+# The plot extra: the plot routes draw with matplotlib.
+RUN pip install -e .[plot]
 USER deepclust
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --retries=5 \

@@ -4,15 +4,16 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 import numpy as np
-from sqlmodel import Session, func, select
+from sqlmodel import Session
 
+from app.archives import ARCHIVE_FORMATS, ArchiveLimits, archive_options, detect_upload_format, read_archive
+from app.core.ids import new_id
+from app.core.pagination import paginate
+from app.core.settings import Settings
+from app.core.storage import ArtifactStore
+from app.core.tables import Dataset
 from app.errors import ApiError, invalid
-from app.ids import new_id
-from app.ingest import canonicalize, detect_format, label_codes, read_labels_file
-from app.ownership import owned
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.tables import ACTIVE_STATES, Dataset, Job
+from app.ingest import canonicalize, label_codes, read_labels_file
 from app.uploads import UploadForm
 
 FILE_FIELDS = ("file", "labels")
@@ -30,17 +31,24 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
     labels_file = form.files.get("labels")
     if label_column and labels_file:
         raise invalid("labels_given_twice", "Give labels either as a 'labels' file or as a 'label_column', not both.")
-    fmt = detect_format(upload.filename, upload.path)
+    fmt = detect_upload_format(upload.filename, upload.path)
+    image_options = archive_options(fmt, form.fields, settings)
     dataset_id = new_id("ds")
     with ExitStack() as stack:
         x_tmp = stack.enter_context(store.staging_file(".npy"))
-        canon = canonicalize(upload.path, fmt, x_tmp, staging=store.staging_file, label_column=label_column,
-                             max_expanded_bytes=settings.max_expanded_bytes)
+        if fmt in ARCHIVE_FORMATS:
+            canon = read_archive(upload.path, fmt, x_tmp, options=image_options, limits=ArchiveLimits.of(settings))
+        else:
+            canon = canonicalize(upload.path, fmt, x_tmp, staging=store.staging_file, label_column=label_column,
+                                 max_expanded_bytes=settings.max_expanded_bytes, max_columns=settings.max_columns)
         labels, n_classes = canon.labels, canon.n_classes
         if labels_file is not None:
             if labels is not None:
-                raise invalid("labels_given_twice", "The .npz already holds labels ('y'); drop the 'labels' file.")
-            labels, n_classes = label_codes(read_labels_file(labels_file.path, labels_file.filename), canon.shape[0])
+                where = "labels.csv or its folder names" if fmt in ARCHIVE_FORMATS else "'y'"
+                raise invalid("labels_given_twice", f"The upload already holds labels ({where}); drop the "
+                              "'labels' file.")
+            labels, n_classes = label_codes(read_labels_file(labels_file.path, labels_file.filename, canon.shape[0]),
+                                            canon.shape[0])
         row = Dataset(id=dataset_id, tenant_id=tenant, name=form.fields.get("name") or upload.filename, format=fmt,
                       kind=canon.kind, n_samples=canon.shape[0], n_features=int(np.prod(canon.shape[1:])),
                       sample_shape=canon.sample_shape, source_dtype=canon.source_dtype,
@@ -65,18 +73,4 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
 
 
 def list_datasets(session: Session, tenant: str, limit: int, offset: int) -> tuple[list[Dataset], int]:
-    where = Dataset.tenant_id == tenant
-    rows = session.exec(select(Dataset).where(where).order_by(Dataset.created_at.desc(), Dataset.id)
-                        .offset(offset).limit(limit)).all()
-    return list(rows), session.exec(select(func.count()).select_from(Dataset).where(where)).one()
-
-
-def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_id: str) -> None:
-    row = owned(session, Dataset, dataset_id, tenant)
-    busy = session.exec(select(Job.id).where(Job.dataset_id == dataset_id, Job.status.in_(ACTIVE_STATES))).first()
-    if busy is not None:
-        raise ApiError(409, "dataset_in_use", f"Job {busy} of this dataset is queued or running; cancel it or "
-                       "wait for it to finish.", {"job_id": busy})
-    session.delete(row)
-    session.commit()
-    store.delete_prefix(f"datasets/{dataset_id}")
+    return paginate(session, Dataset, Dataset.tenant_id == tenant, limit=limit, offset=offset)

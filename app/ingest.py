@@ -1,15 +1,24 @@
 """Uploaded files in, canonical datasets out.
 
-Every feature format is read as a stream of row blocks (never the whole file in memory), each
-block checked (numeric, finite, consistent width) and appended to one float32 ``.npy`` that the
-worker memory-maps. Labels, from a file, a column or the ``y`` array of an ``.npz``, become int64
-class codes; they only ever feed evaluation metrics. Every refusal is an ``ApiError`` with the
-status and code API.md gives it.
+The canonical dataset is one float32 C-order ``.npy`` that the worker memory-maps. A float32
+little-endian ``.npy`` upload already is one: it is checked where it lies and published by
+rename, never copied. Every other format is read as a stream of row blocks (``_BLOCK_BYTES``
+each, never the whole file in memory), each block checked with vectorised numpy (numeric,
+finite, consistent width) and appended to the canonical file. Labels, from a file, a column or
+the ``y`` array of an ``.npz``, become int64 class codes; they only ever feed evaluation metrics.
+
+What a file may cost is bounded before the work is done: the canonical size (rows x features x 4
+bytes, from the header or metadata where the format has one, counted while streaming where it
+has not) against ``max_expanded_bytes`` for every format, the column count of a table against
+``max_columns`` from its first row or schema, a labels file's line count against the samples
+before a line is kept. Every refusal is an ``ApiError`` with the status and code API.md gives it.
 """
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import math
+import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -20,16 +29,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from app.core.npyfile import BadNpy, NpyHeader, NpyWriter, open_array, read_header, rewrite_shape
 from app.errors import ApiError, invalid
-from app.npyfile import BadNpy, NpyWriter, open_array
 
 FEATURE_FORMATS = ("npy", "npz", "csv", "tsv", "parquet")
 _SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 _BLOCK_BYTES = 8 << 20
+# A table wider than this is refused from its first row or schema, before anything is buffered:
+# the readers keep state per column (a 2-row CSV of 2M columns took the server past 16 GB).
+MAX_COLUMNS = 16_384
+# Parquet metadata is parsed whole; a footer this large means tens of thousands of column chunks.
+_MAX_PARQUET_FOOTER = 32 << 20
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}  # what numpy.savez / savez_compressed write
+_CANONICAL = np.dtype("<f4")
 
 Staging = Callable[[str], AbstractContextManager[Path]]
 Blocks = Iterator[tuple[np.ndarray, np.ndarray | None]]  # rows, and their labels when a column holds them
@@ -51,16 +65,19 @@ class Canonical:
         return list(self.shape[1:])
 
 
+@dataclass(frozen=True)
+class Limits:
+    max_expanded_bytes: int
+    max_columns: int = MAX_COLUMNS
+
+
 def unsupported(message: str, **details) -> ApiError:
     return ApiError(415, "unsupported_format", message, details)
 
 
 def detect_format(filename: str, path: Path) -> str:
     """The format from the file name, or from the first bytes when the name says nothing."""
-    name = filename.lower()
-    if name.endswith(_ARCHIVE_SUFFIXES) and not name.endswith(".npz"):
-        raise unsupported("Image archives are not accepted yet (they come with the image methods); "
-                          "upload a feature matrix as .npy, .npz, .csv, .tsv or .parquet.", filename=filename)
+    name = filename.lower()  # image archives are told apart before this (app.archives)
     suffix = Path(name).suffix
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
@@ -72,61 +89,106 @@ def detect_format(filename: str, path: Path) -> str:
         return "parquet"
     if head.startswith(b"PK\x03\x04"):
         return "npz"
-    raise unsupported(f"Cannot tell the format of {filename!r}: use .npy, .npz, .csv, .tsv or .parquet.",
+    raise unsupported(f"Cannot tell the format of {filename!r}: use .npy, .npz, .csv, .tsv, .parquet, or an image "
+                      "archive .zip, .tar, .tar.gz or .tgz.",
                       filename=filename)
 
 
 def canonicalize(src: Path, fmt: str, out: Path, *, staging: Staging, label_column: str | None = None,
-                 max_expanded_bytes: int) -> Canonical:
-    """Convert the upload ``src`` of format ``fmt`` into the float32 ``.npy`` at ``out``."""
+                 max_expanded_bytes: int, min_samples: int = 2, max_columns: int = MAX_COLUMNS,
+                 durable: bool = True) -> Canonical:
+    """Convert the upload ``src`` of format ``fmt`` into the float32 ``.npy`` at ``out``.
+
+    ``min_samples``: 2 for a dataset (clustering needs two), 1 for rows to predict.
+    A ``src`` that already is canonical is moved to ``out`` (so ``src`` may be gone afterwards).
+    ``durable=False`` skips the fsync, for a scratch result (predict) that no one keeps.
+    """
     if label_column is not None and fmt not in ("csv", "tsv", "parquet"):
         raise invalid("label_column_unsupported", f"label_column applies to csv, tsv and parquet, not {fmt}; "
                       "upload the labels as a separate 'labels' file", label_column=label_column)
+    limits = Limits(max_expanded_bytes, max_columns)
+    column_labels = npz_labels = None
     with ExitStack() as stack:
-        npz_labels = None
         if fmt == "npz":
             src, npz_labels = _unpack_npz(src, stack, staging, max_expanded_bytes)
             fmt = "npy"
         if fmt == "npy":
-            source_dtype, blocks = _npy_blocks(src)
-        elif fmt == "parquet":
-            source_dtype, blocks = _parquet_blocks(src, label_column)
+            shape, source_dtype = _canonical_npy(src, out, limits, durable, min_samples)
         else:
-            source_dtype, blocks = "float64", _csv_blocks(src, "\t" if fmt == "tsv" else ",", label_column)
-        shape, column_labels = _write_blocks(blocks, out)
+            if fmt == "parquet":
+                source_dtype, blocks = _parquet_blocks(src, label_column, limits)
+            else:
+                source_dtype, blocks = "float64", _csv_blocks(src, "\t" if fmt == "tsv" else ",", label_column, limits)
+            shape, column_labels = _write_blocks(blocks, out, limits, durable)
+            _check_samples(shape, min_samples)
     raw_labels = npz_labels if npz_labels is not None else column_labels
     codes, n_classes = (None, None) if raw_labels is None else label_codes(raw_labels, shape[0])
     return Canonical(shape, source_dtype, codes, n_classes)
 
 
-def _write_blocks(blocks: Blocks, out: Path) -> tuple[tuple[int, ...], np.ndarray | None]:
+def _check_samples(shape: tuple[int, ...], min_samples: int) -> None:
+    if shape[0] == 0 or 0 in shape:
+        raise invalid("empty_data", "The file holds no samples (or samples with no features).", shape=list(shape))
+    if shape[0] < min_samples:
+        raise invalid("too_few_samples", f"Clustering needs at least {min_samples} samples.", n_samples=shape[0])
+
+
+def too_large_expanded(size: int, limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"The data expands to more than {limit} bytes "
+                    "(DEEPCLUST_MAX_EXPANDED_BYTES).", {"expanded_bytes": size, "limit": limit})
+
+
+def _check_expanded(n_values: int, limits: Limits) -> None:
+    """The canonical float32 size against the cap, before it is written."""
+    if 4 * n_values > limits.max_expanded_bytes:
+        raise too_large_expanded(4 * n_values, limits.max_expanded_bytes)
+
+
+def too_many_columns(n_columns: int | str, limit: int) -> ApiError:
+    return ApiError(413, "too_many_columns", f"The table has {n_columns} columns; at most {limit} are accepted "
+                    "(DEEPCLUST_MAX_COLUMNS).", {"columns": n_columns, "limit": limit})
+
+
+def _checked(x: np.ndarray, first_row: int) -> np.ndarray:
+    """``x`` as float32 (values beyond float32 become inf), refused at its first non-finite value."""
+    with np.errstate(all="ignore"):  # overflow to inf is reported below, not warned about
+        x32 = x.astype(_CANONICAL, copy=False)
+    finite = np.isfinite(x32)
+    if not finite.all():
+        row, col = (int(i) for i in np.argwhere(~finite)[0][:2])
+        raise _non_finite(first_row + row, col)
+    return x32
+
+
+def _non_finite(row: int, col: int) -> ApiError:
+    return invalid("non_finite", f"Row {row}, column {col} is NaN, infinite, empty or too large for float32; "
+                   "every value must be a finite number.", row=row, column=col)
+
+
+def _write_blocks(blocks: Blocks, out: Path, limits: Limits, durable: bool) -> tuple[tuple[int, ...], np.ndarray | None]:
     writer = NpyWriter(out)
     labels: list[np.ndarray] = []
     try:
         for x, y in blocks:
-            with np.errstate(all="ignore"):  # overflow to inf is reported below, not warned about
-                x32 = x.astype(np.float32)
-            finite = np.isfinite(x32)
-            if not finite.all():
-                row, col = (int(i) for i in np.argwhere(~finite)[0][:2])
-                raise invalid("non_finite", f"Row {writer.rows + row}, column {col} is NaN, infinite, empty or "
-                              "too large for float32; every value must be a finite number.",
-                              row=writer.rows + row, column=col)
-            writer.append(x32)
+            _check_expanded((writer.rows + len(x)) * int(np.prod(x.shape[1:])), limits)
+            writer.append(_checked(x, writer.rows))
             if y is not None:
                 labels.append(y)
-        shape = writer.close()
+        shape = writer.close(durable)
     except BaseException:
         writer.abort()
         raise
-    if shape[0] == 0 or 0 in shape:
-        raise invalid("empty_data", "The file holds no samples (or samples with no features).", shape=list(shape))
-    if shape[0] < 2:
-        raise invalid("too_few_samples", "Clustering needs at least 2 samples.", n_samples=shape[0])
     return shape, (np.concatenate(labels) if labels else None)
 
 
 # -- .npy / .npz -------------------------------------------------------------------------------
+
+def _header(path: Path, what: str = "file") -> NpyHeader:
+    try:
+        return read_header(path)
+    except BadNpy as exc:
+        raise invalid(exc.code, f"The {what} is refused: {exc}") from None
+
 
 def _checked_npy(path: Path, what: str = "file") -> np.ndarray:
     try:
@@ -135,21 +197,72 @@ def _checked_npy(path: Path, what: str = "file") -> np.ndarray:
         raise invalid(exc.code, f"The {what} is refused: {exc}") from None
 
 
-def _npy_blocks(path: Path) -> tuple[str, Blocks]:
-    arr = _checked_npy(path)
-    if arr.dtype.kind not in "biuf":
-        raise invalid("non_numeric", f"The array has dtype {arr.dtype}; only numbers (bool, int, float) are "
-                      "accepted.", dtype=str(arr.dtype))
-    if arr.ndim < 2:
-        raise invalid("one_dimensional", f"The array has shape {list(arr.shape)}; upload a 2-D matrix "
-                      "(samples x features), or images as (N, H, W) / (N, C, H, W).", shape=list(arr.shape))
-    if arr.ndim > 4:
-        raise invalid("too_many_dimensions", f"The array has shape {list(arr.shape)}; at most 4 dimensions "
-                      "(N, C, H, W) are understood.", shape=list(arr.shape))
-    if arr.ndim == 3:  # (N, H, W) grayscale images
-        arr = arr.reshape(arr.shape[0], 1, *arr.shape[1:])
-    rows = max(1, _BLOCK_BYTES // max(1, arr[:1].nbytes))
-    return arr.dtype.name, ((arr[i:i + rows], None) for i in range(0, len(arr), rows))
+def _npy_blocks(path: Path, header: NpyHeader, shape: tuple[int, ...]) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) of the array at ``path`` read as ``shape``, ~``_BLOCK_BYTES`` at a time into
+    one reused buffer: read, not memory-mapped, so the file's pages never count as this process's
+    memory. Each block is only valid until the next one is read."""
+    if header.fortran_order:  # column-major: the rows are strided, let numpy gather them
+        arr = np.load(path, mmap_mode="r", allow_pickle=False).reshape(shape)
+        rows = max(1, _BLOCK_BYTES // max(1, arr[:1].nbytes))
+        for start in range(0, len(arr), rows):
+            yield start, arr[start:start + rows]
+        return
+    row_bytes = math.prod(shape[1:]) * header.dtype.itemsize
+    rows = max(1, _BLOCK_BYTES // max(1, row_bytes))
+    buffer = np.empty((min(rows, shape[0]), *shape[1:]), dtype=header.dtype)
+    with open(path, "rb") as f:
+        f.seek(header.data_offset)
+        for start in range(0, shape[0], rows):
+            block = buffer[:min(rows, shape[0] - start)]
+            if f.readinto(memoryview(block).cast("B")) != block.nbytes:
+                raise invalid("truncated_file", "The file ended before the data its header announces.")
+            yield start, block
+
+
+def _canonical_npy(src: Path, out: Path, limits: Limits, durable: bool,
+                   min_samples: int) -> tuple[tuple[int, ...], str]:
+    """A float32 little-endian C-order array is checked in place and moved to ``out``; anything
+    else is converted block by block. Returns the canonical shape and the source dtype."""
+    header = _header(src)
+    shape = header.shape
+    if header.dtype.kind not in "biuf" or header.dtype.fields is not None:
+        raise invalid("non_numeric", f"The array has dtype {header.dtype}; only numbers (bool, int, float) are "
+                      "accepted.", dtype=str(header.dtype))
+    if len(shape) < 2:
+        raise invalid("one_dimensional", f"The array has shape {list(shape)}; upload a 2-D matrix "
+                      "(samples x features), or images as (N, H, W) / (N, C, H, W).", shape=list(shape))
+    if len(shape) > 4:
+        raise invalid("too_many_dimensions", f"The array has shape {list(shape)}; at most 4 dimensions "
+                      "(N, C, H, W) are understood.", shape=list(shape))
+    _check_samples(shape, min_samples)
+    _check_expanded(header.size, limits)
+    canonical = (shape[0], 1, *shape[1:]) if len(shape) == 3 else shape  # (N, H, W) grayscale images
+    in_place = (header.dtype == _CANONICAL and not header.fortran_order
+                and (canonical == shape or rewrite_shape(src, header, canonical)))
+    if in_place:
+        for start, block in _npy_blocks(src, header, canonical):
+            _checked(block, start)
+        if durable:
+            _fsync(src)
+        os.replace(src, out)
+        return canonical, header.dtype.name
+    writer = NpyWriter(out)
+    try:
+        for start, block in _npy_blocks(src, header, canonical):
+            writer.append(_checked(block, start))
+        writer.close(durable)
+    except BaseException:
+        writer.abort()
+        raise
+    return canonical, header.dtype.name
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: int) -> tuple[Path, np.ndarray | None]:
@@ -159,8 +272,10 @@ def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: in
         members = {info.filename: info for info in zf.infolist()}
         if "x.npy" not in members:
             raise invalid("missing_array", "The .npz has no array named 'x' (save it with numpy.savez(f, x=X, y=y)).",
-                          arrays=sorted(m.removesuffix(".npy") for m in members))
+                          arrays=sorted(m.removesuffix(".npy") for m in members)[:100])
         wanted = [members["x.npy"]] + ([members["y.npy"]] if "y.npy" in members else [])
+        for info in wanted:
+            _check_member(info)
         declared = sum(info.file_size for info in wanted)
         if declared > max_expanded:
             raise too_large_expanded(declared, max_expanded)
@@ -171,14 +286,20 @@ def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: in
             y_path = stack.enter_context(staging(".npy"))
             _extract(zf, members["y.npy"], y_path, budget)
             labels = np.asarray(_checked_npy(y_path, "array 'y'"))
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
         raise invalid("invalid_file", f"The .npz cannot be read: it is truncated or corrupt ({exc}).") from None
     return x_path, labels
 
 
-def too_large_expanded(size: int, limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The archive expands to more than {limit} bytes "
-                    "(DEEPCLUST_MAX_EXPANDED_BYTES).", {"expanded_bytes": size, "limit": limit})
+def _check_member(info: zipfile.ZipInfo) -> None:
+    """Members numpy can have written: not encrypted, stored or deflated."""
+    if info.flag_bits & 0x1:
+        raise unsupported(f"The .npz member {info.filename!r} is encrypted; save the arrays with numpy.savez "
+                          "(no password).", member=info.filename)
+    if info.compress_type not in _ZIP_METHODS:
+        raise unsupported(f"The .npz member {info.filename!r} uses zip compression method {info.compress_type}; "
+                          "only stored and deflated members are read (numpy.savez / savez_compressed).",
+                          member=info.filename, compress_type=info.compress_type)
 
 
 def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: int) -> int:
@@ -202,10 +323,32 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _first_row(path: Path, delimiter: str) -> list[str]:
+def _first_line(path: Path, delimiter: str, max_columns: int) -> bytes:
+    """The bytes of the first line, refused as soon as it holds more than ``max_columns`` fields
+    (counted in 1 MB pieces: a line of millions of columns is never held whole)."""
+    sep = delimiter.encode()
+    max_bytes = max(1 << 20, 64 * max_columns)  # 64 bytes a cell is generous for numbers and names
+    line, fields = b"", 1
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 20):
+            end = piece.find(b"\n")
+            part = piece if end < 0 else piece[:end]
+            fields += part.count(sep)
+            if fields > max_columns:
+                raise too_many_columns(f"more than {max_columns}", max_columns)
+            line += part
+            if len(line) > max_bytes:
+                raise invalid("invalid_file", f"The first line is longer than {max_bytes} bytes; is this a "
+                              "CSV/TSV table with one sample per line?", max_bytes=max_bytes)
+            if end >= 0:
+                break
+    return line
+
+
+def _first_row(path: Path, delimiter: str, max_columns: int) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return next(csv.reader(f, delimiter=delimiter), [])
+        text = _first_line(path, delimiter, max_columns).decode("utf-8").removeprefix(codecs.BOM_UTF8.decode())
+        return next(csv.reader([text.rstrip("\r")], delimiter=delimiter), [])
     except (UnicodeDecodeError, csv.Error) as exc:
         raise invalid("invalid_file", f"The file is not readable text ({exc}).") from None
 
@@ -217,12 +360,15 @@ def _label_index(label_column: str | None, header: list[str] | None, n_columns: 
         return header.index(label_column)
     if label_column.isdigit() and int(label_column) < n_columns:
         return int(label_column)
-    raise invalid("unknown_label_column", f"label_column {label_column!r} is neither a header name nor a column "
-                  f"index below {n_columns}.", label_column=label_column, columns=header or n_columns)
+    raise invalid("unknown_label_column", f"label_column {label_column[:100]!r} is neither a header name nor a "
+                  f"column index below {n_columns}.", label_column=label_column[:100],
+                  columns=header[:100] if header else n_columns)
 
 
-def _csv_blocks(path: Path, delimiter: str, label_column: str | None) -> Blocks:
-    first = _first_row(path, delimiter)
+def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Limits) -> Blocks:
+    import pandas as pd  # a streaming C parser; imported on first use, not at API start-up
+
+    first = _first_row(path, delimiter, limits.max_columns)
     if not first:
         raise invalid("empty_data", "The file is empty.")
     fixed_index = int(label_column) if label_column is not None and label_column.isdigit() else None
@@ -230,55 +376,91 @@ def _csv_blocks(path: Path, delimiter: str, label_column: str | None) -> Blocks:
     has_header = any(cell.strip() and not _is_number(cell) for i, cell in enumerate(first) if i != fixed_index)
     header = [c.strip() for c in first] if has_header else None
     label = _label_index(label_column, header, len(first))
-    names = [f"c{i}" for i in range(len(first))]
-    types = {name: (pa.string() if i == label else pa.float64()) for i, name in enumerate(names)}
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if has_header else 0,
-                                           block_size=_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
-        for batch in reader:
-            yield _split_columns(batch, label)
-    except pa.ArrowInvalid as exc:
-        raise _csv_error(exc) from None
-
-
-def _csv_error(exc: Exception) -> ApiError:
-    text = str(exc)
-    if "Expected" in text and "columns" in text:
-        return invalid("ragged_rows", f"Rows have different numbers of columns: {text}")
-    if "conversion error" in text or "invalid value" in text.lower():
-        return invalid("non_numeric", f"A cell is not a number: {text}")
-    return invalid("invalid_file", f"The file cannot be parsed: {text}")
-
-
-def _split_columns(batch: pa.RecordBatch, label: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Feature columns as one float64 block (nulls become NaN, refused later), and the label column."""
-    features = [batch.column(i) for i in range(batch.num_columns) if i != label]
-    if not features:
+    width = len(first)
+    if label is not None and width == 1:
         raise invalid("empty_data", "There are no feature columns besides the label column.")
-    x = np.column_stack([pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False) for col in features])
-    y = None
-    if label is not None:
-        column = batch.column(label)
-        if column.null_count:
-            raise invalid("missing_labels", "The label column has empty cells; every sample needs a label.")
-        y = column.to_numpy(zero_copy_only=False)
-        if y.dtype == object:  # text labels
-            y = y.astype(str)
-    return x, y
+    # At least 64 rows a block: the parser's cost per block and column must not dominate wide tables.
+    rows = max(64, _BLOCK_BYTES // (8 * width))
+    dtypes = {i: (str if i == label else np.float64) for i in range(width)}
+    try:
+        reader = pd.read_csv(path, sep=delimiter, header=None, skiprows=1 if has_header else 0, dtype=dtypes,
+                             chunksize=rows, engine="c", encoding="utf-8")
+        with reader:
+            for chunk in reader:
+                if chunk.shape[1] != width:
+                    raise invalid("ragged_rows", f"Rows have {chunk.shape[1]} columns where the first row has {width}.")
+                with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused as non-finite
+                    x = (chunk if label is None else chunk.drop(columns=label)).to_numpy(_CANONICAL)
+                if not np.isfinite(x).all():
+                    # Short rows come back padded with NaN: report them as what they are.
+                    _refuse_ragged(path, delimiter, width)
+                y = None
+                if label is not None:
+                    column = chunk[label]
+                    if column.isna().any():
+                        raise invalid("missing_labels", "The label column has empty cells; every sample needs a label.")
+                    y = column.to_numpy(dtype=str)
+                del chunk
+                yield x, y
+    except pd.errors.EmptyDataError:
+        return
+    except pd.errors.ParserError as exc:
+        text = str(exc).strip()
+        if "Expected" in text and "fields" in text:
+            raise invalid("ragged_rows", f"Rows have different numbers of columns: {text.removeprefix('Error tokenizing data. ')}") from None
+        raise invalid("invalid_file", f"The file cannot be parsed: {text[:300]}") from None
+    except UnicodeDecodeError as exc:
+        raise invalid("invalid_file", f"The file is not UTF-8 text ({exc}).") from None
+    except ValueError as exc:
+        raise invalid("non_numeric", f"A cell is not a number: {str(exc)[:300]}") from None
+
+
+def _refuse_ragged(path: Path, delimiter: str, width: int) -> None:
+    """The parser fills a short row with NaN: find out whether a row is short (ragged_rows) before
+    the NaN is reported as such. Vectorised over the raw bytes, block by block; a file with quotes
+    (where a delimiter may sit inside a cell) is not second-guessed."""
+    sep, line_no, carry = ord(delimiter), 0, b""
+    with open(path, "rb") as f:
+        while True:
+            piece = f.read(_BLOCK_BYTES)
+            data = carry + piece
+            if b'"' in data:
+                return
+            cut = len(data) if not piece else data.rfind(b"\n") + 1
+            block, carry = data[:cut], data[cut:]
+            if block:
+                raw = np.frombuffer(block, dtype=np.uint8)
+                ends = np.flatnonzero(raw == 10)
+                if not len(ends) or ends[-1] != len(raw) - 1:
+                    ends = np.append(ends, len(raw))
+                starts = np.concatenate(([0], ends[:-1] + 1))
+                counts = np.concatenate(([0], np.cumsum(raw == sep)))
+                fields = counts[ends] - counts[starts] + 1
+                lengths = ends - starts - (raw[np.maximum(ends - 1, 0)] == 13)  # without a trailing \r
+                bad = np.flatnonzero((fields != width) & (lengths > 0))
+                if len(bad):
+                    line = line_no + int(bad[0]) + 1
+                    raise invalid("ragged_rows", f"Line {line} has {int(fields[bad[0]])} columns where the first "
+                                  f"row has {width}.", line=line)
+                line_no += len(ends)
+            if not piece:
+                return
 
 
 # -- .parquet ----------------------------------------------------------------------------------
 
-def _parquet_blocks(path: Path, label_column: str | None) -> tuple[str, Blocks]:
+def _parquet_blocks(path: Path, label_column: str | None, limits: Limits) -> tuple[str, Blocks]:
+    footer = _parquet_footer_size(path)
+    if footer > _MAX_PARQUET_FOOTER:
+        raise ApiError(413, "too_large", f"The Parquet metadata is {footer} bytes; at most {_MAX_PARQUET_FOOTER} "
+                       "are read (too many columns or row groups).", {"metadata_bytes": footer})
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, memory_map=False, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
         raise invalid("invalid_file", f"The Parquet file cannot be read: it is truncated or corrupt ({exc}).") from None
     schema = pf.schema_arrow
+    if len(schema) > limits.max_columns:
+        raise too_many_columns(len(schema), limits.max_columns)
     label = _label_index(label_column, schema.names, len(schema.names))
     dtypes = []
     for i, field in enumerate(schema):
@@ -290,36 +472,132 @@ def _parquet_blocks(path: Path, label_column: str | None) -> tuple[str, Blocks]:
         dtypes.append(np.dtype(field.type.to_pandas_dtype()))
     if not dtypes:
         raise invalid("empty_data", "There are no feature columns besides the label column.")
-    rows = max(1, _BLOCK_BYTES // (8 * len(dtypes)))
+    _check_expanded(pf.metadata.num_rows * len(dtypes), limits)
+    rows = max(1, _BLOCK_BYTES // (4 * len(dtypes)))  # a block of float32 rows
+    features = [i for i in range(len(schema)) if i != label]
 
     def blocks() -> Blocks:
+        # Row-wise reading of a columnar file holds one row group's pages (every column's first
+        # pages are needed for the first row); the decoded rows are one block at a time.
+        pool = pa.default_memory_pool()
         try:
-            for batch in pf.iter_batches(batch_size=rows):
-                yield _split_columns(batch, label)
+            for group in range(pf.num_row_groups):
+                for batch in pf.iter_batches(batch_size=rows, row_groups=[group]):
+                    yield _parquet_block(batch, features, label)
+                    del batch
+                pool.release_unused()  # the row group's pages go back to the system, not only to Arrow's pool
         except (pa.ArrowException, OSError) as exc:
             raise invalid("invalid_file", f"The Parquet file cannot be read: {exc}") from None
 
     return np.result_type(*dtypes).name, blocks()
 
 
+def _parquet_footer_size(path: Path) -> int:
+    """The footer length the file declares; 0 when it is not plausible (the reader then says why)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size < 12:
+            return 0
+        f.seek(-8, os.SEEK_END)
+        tail = f.read(8)
+    footer = int.from_bytes(tail[:4], "little")
+    return footer if tail[4:] == b"PAR1" and footer <= size - 12 else 0
+
+
+def _parquet_block(batch: pa.RecordBatch, features: list[int], label: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Feature columns cast straight to float32 (nulls become NaN, refused later), and the label column."""
+    columns = [pc.cast(batch.column(i), pa.float32(), safe=False) for i in features]
+    x = np.asarray(pa.RecordBatch.from_arrays(columns, names=[str(i) for i in features])
+                   .to_tensor(null_to_nan=True, row_major=True))
+    y = None
+    if label is not None:
+        column = batch.column(label)
+        if column.null_count:
+            raise invalid("missing_labels", "The label column has empty cells; every sample needs a label.")
+        y = column.to_numpy(zero_copy_only=False)
+        if y.dtype == object:  # text labels
+            y = y.astype(str)
+    return x, y
+
+
 # -- labels ------------------------------------------------------------------------------------
 
-def read_labels_file(path: Path, filename: str) -> np.ndarray:
-    """Labels from a .npy vector or a text file with one label per line."""
+# More classes than this cannot be scored: the accuracy's matching matrix is (classes x clusters).
+MAX_CLASSES = 4096
+MAX_LABEL_CHARS = 1000
+
+
+def read_labels_file(path: Path, filename: str, n_samples: int | None = None) -> np.ndarray:
+    """Labels from a .npy vector or a text file with one label per line.
+
+    With ``n_samples``, the count is checked before the labels are kept: from the .npy header, or
+    line by line for text, which is streamed and kept as one int64 code per line (never as a list
+    of strings); the codes are those ``label_codes`` gives the text labels.
+    """
     with open(path, "rb") as f:
         is_npy = f.read(6) == b"\x93NUMPY"
     if is_npy or filename.lower().endswith(".npy"):
+        header = _header(path, "labels file")
+        if n_samples is not None and header.shape and header.shape[0] != n_samples:
+            raise _length_mismatch(header.shape[0], n_samples)
         return np.asarray(_checked_npy(path, "labels file"))
+    if n_samples is None:
+        n_samples = _count_lines(path)
+    ids, names = _text_label_ids(path, n_samples)
+    # Renumber in sorted order of the names, as np.unique does.
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(np.asarray(names))] = np.arange(len(names))
+    return rank[ids]
+
+
+def _text_label_ids(path: Path, n_samples: int) -> tuple[np.ndarray, list[str]]:
+    ids = np.empty(n_samples, dtype=np.int64)
+    table: dict[str, int] = {}
+    count, gap = 0, None  # gap: the first empty line, an error only if a label follows it
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="\n") as f:
+            line_no = 0
+            while line := f.readline(MAX_LABEL_CHARS + 2):  # a huge "line" is never read whole
+                line_no += 1
+                label = line.strip()
+                if len(label) > MAX_LABEL_CHARS:
+                    raise invalid("invalid_labels", f"Line {line_no} of the labels file is longer than "
+                                  f"{MAX_LABEL_CHARS} characters; one label per line.")
+                if not label:
+                    gap = gap or line_no
+                    continue
+                if gap is not None:
+                    raise invalid("invalid_labels", f"Line {gap} of the labels file is empty; one label per line.")
+                if count == n_samples:
+                    raise _length_mismatch(_count_lines(path), n_samples)
+                code = table.setdefault(label, len(table))
+                if len(table) > MAX_CLASSES:
+                    raise _too_many_classes(MAX_CLASSES)
+                ids[count] = code
+                count += 1
     except UnicodeDecodeError:
         raise invalid("invalid_labels", "The labels file is neither a .npy nor UTF-8 text with one label per line.") from None
-    lines = [line.strip() for line in io.StringIO(text).read().rstrip("\n").split("\n")]
-    if lines == [""]:
+    if count == 0:
         raise invalid("invalid_labels", "The labels file is empty.")
-    if "" in lines:
-        raise invalid("invalid_labels", f"Line {lines.index('') + 1} of the labels file is empty; one label per line.")
-    return np.asarray(lines)
+    if count != n_samples:
+        raise _length_mismatch(count, n_samples)
+    return ids, list(table)
+
+
+def _count_lines(path: Path) -> int:
+    """Non-empty lines, for the message of a mismatch (streamed, nothing kept)."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _length_mismatch(n_labels: int, n_samples: int) -> ApiError:
+    return invalid("labels_length_mismatch", f"There are {n_labels} labels for {n_samples} samples.",
+                   n_labels=n_labels, n_samples=n_samples)
+
+
+def _too_many_classes(limit: int) -> ApiError:
+    return invalid("too_many_classes", f"The labels name more than {limit} classes; labels are class names or "
+                   "numbers for scoring the clustering, with at most that many classes.", limit=limit)
 
 
 def label_codes(values: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
@@ -334,7 +612,8 @@ def label_codes(values: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise invalid("invalid_labels", "Labels contain NaN or infinity.")
     if len(values) != n_samples:
-        raise invalid("labels_length_mismatch", f"There are {len(values)} labels for {n_samples} samples.",
-                      n_labels=len(values), n_samples=n_samples)
+        raise _length_mismatch(len(values), n_samples)
     classes, codes = np.unique(values, return_inverse=True)
+    if len(classes) > MAX_CLASSES:
+        raise _too_many_classes(MAX_CLASSES)
     return codes.astype(np.int64), len(classes)

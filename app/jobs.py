@@ -1,53 +1,36 @@
-"""Jobs: validated creation, cancel, reads of a job's history and results."""
+"""Jobs: validated creation, listing, cancel, history; the gate in front of a job's results."""
 from __future__ import annotations
 
-import io
-import numpy as np
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
-from app import jobstate
-from app.dispatch import BrokerUnavailable, Dispatcher
+from app import pretrain
+from app.budget import check_job_budget
+from app.core import jobstate
+from app.core.dispatch import BrokerUnavailable, Dispatcher
+from app.core.ids import new_id
+from app.core.pagination import paginate
+from app.core.storage import ArtifactStore
+from app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory
 from app.errors import ApiError, invalid
-from app.ids import new_id
 from app.ownership import owned
 from app.schemas import JobCreate
-from app.storage import ArtifactStore
-from app.tables import CANCELLED, SUCCEEDED, Assignment, Centroids, Dataset, Job, JobHistory, Metrics
-from models import InvalidParams, get_method
+from models import MethodInfo, get_method
 
 # Params that fix the autoencoder's shape: a reused autoencoder must agree on them.
 _ARCHITECTURE_PARAMS = ("hidden_dims", "embedding_dim")
 
 
-def method_params(body: JobCreate) -> dict:
-    """The flat params the library takes: `pretrain: {epochs: 3}` is `pretrain_epochs=3`."""
-    params = dict(body.params)
-    for key, value in (body.pretrain or {}).items():
-        name = f"pretrain_{key}"
-        if name in params:
-            message = f"given twice (in params and as pretrain.{key})"
-            raise invalid("invalid_params", f"{name}: {message}.", errors=[{"param": name, "message": message}])
-        params[name] = value
-    return params
-
-
-def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobCreate) -> Job:
+def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobCreate,
+               memory_budget: int | None = None) -> Job:
     dataset = owned(session, Dataset, body.dataset_id, tenant)
-    try:
-        method = get_method(body.method)
-    except KeyError as exc:
-        raise invalid("unknown_method", exc.args[0], method=body.method) from None
-    if dataset.kind not in method.input_kinds:
-        raise invalid("method_input_kind", f"Method {method.name!r} takes {', '.join(method.input_kinds)}; "
-                      f"this dataset is {dataset.kind}.", method=method.name, kind=dataset.kind)
+    method = method_for(dataset, body.method)
     if not 2 <= body.n_clusters <= dataset.n_samples:
         raise invalid("invalid_n_clusters", f"n_clusters must be between 2 and the number of samples "
                       f"({dataset.n_samples}); got {body.n_clusters}.", n_clusters=body.n_clusters,
                       n_samples=dataset.n_samples)
-    try:
-        params = method.validate(method_params(body))
-    except InvalidParams as exc:
-        raise invalid("invalid_params", str(exc), errors=exc.errors) from None
+    params = validated_params(method, dataset, body.params, body.pretrain)
+    if memory_budget is not None:
+        check_job_budget(params, dataset.n_samples, dataset.n_features, body.n_clusters, memory_budget)
     if body.pretrained_from is not None:
         check_pretrained_source(session, tenant, body.pretrained_from, dataset.id, params)
 
@@ -64,6 +47,44 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
         raise ApiError(503, "broker_unavailable", "The job queue (broker) is not answering; nothing was "
                        "created, try again shortly.", {"reason": str(exc)}) from None
     return job
+
+
+def method_for(dataset: Dataset, name: str) -> MethodInfo:
+    """The named method, if it exists and trains on this dataset's kind (else 422)."""
+    try:
+        method = get_method(name)
+    except KeyError as exc:
+        raise invalid("unknown_method", exc.args[0], method=name) from None
+    if dataset.kind not in method.input_kinds:
+        raise invalid("method_input_kind", input_kind_message(method.name, method.input_kinds, dataset),
+                      method=method.name, kind=dataset.kind, accepted=list(method.input_kinds))
+    return method
+
+
+def validated_params(method: MethodInfo, dataset: Dataset, params: dict, pretrain_block: dict | None) -> dict:
+    """The full flat params of a job of ``method`` on ``dataset`` (defaults filled in), or a 422."""
+    flat = pretrain.validate(method, params, pretrain_block)
+    check_input = getattr(method, "check_input", None)  # e.g. the image sizes a network can take
+    if check_input is not None:
+        try:
+            check_input(list(dataset.sample_shape), flat)
+        except ValueError as exc:
+            raise invalid("unsupported_input_shape", f"Method {method.name!r} cannot take this dataset's samples "
+                          f"of shape {list(dataset.sample_shape)}: {exc}", method=method.name,
+                          sample_shape=list(dataset.sample_shape)) from None
+    return flat
+
+
+_KIND_WORDS = {"features": "feature matrices (sample_shape [D])",
+               "images": "image datasets (sample_shape [C,H,W]: an image archive, or an (N,H,W) / (N,C,H,W) array)"}
+
+
+def input_kind_message(method: str, accepted: tuple[str, ...], dataset: Dataset) -> str:
+    takes = " and ".join(_KIND_WORDS.get(k, k) for k in accepted)
+    other = "GET /v1/methods lists what each method takes"
+    return (f"Method {method!r} takes only {takes}; dataset {dataset.id} holds {dataset.kind} (sample_shape "
+            f"{list(dataset.sample_shape)}). Upload {'images' if 'images' in accepted else 'features'} for it, "
+            f"or choose another method ({other}).")
 
 
 def check_pretrained_source(session: Session, tenant: str, source_id: str, dataset_id: str, params: dict) -> None:
@@ -91,9 +112,7 @@ def list_jobs(session: Session, tenant: str, status: str | None, dataset_id: str
         where.append(Job.status == status)
     if dataset_id is not None:
         where.append(Job.dataset_id == dataset_id)
-    rows = session.exec(select(Job).where(*where).order_by(Job.created_at.desc(), Job.id)
-                        .offset(offset).limit(limit)).all()
-    return list(rows), session.exec(select(func.count()).select_from(Job).where(*where)).one()
+    return paginate(session, Job, *where, limit=limit, offset=offset)
 
 
 def cancel_job(session: Session, store: ArtifactStore, tenant: str, job_id: str) -> Job:
@@ -122,32 +141,3 @@ def succeeded_job(session: Session, tenant: str, job_id: str) -> Job:
         raise ApiError(409, "job_not_succeeded", f"Job {job_id} is {job.status}; results exist once it has "
                        "succeeded.", {"status": job.status})
     return job
-
-
-def labels_page(session: Session, job: Job, offset: int, limit: int) -> tuple[list[Assignment], int]:
-    rows = session.exec(select(Assignment).where(Assignment.job_id == job.id, Assignment.index >= offset)
-                        .order_by(Assignment.index).limit(limit)).all()
-    total = session.exec(select(func.count()).select_from(Assignment).where(Assignment.job_id == job.id)).one()
-    return list(rows), total
-
-
-def labels_csv(session: Session, job: Job) -> str:
-    rows = session.exec(select(Assignment).where(Assignment.job_id == job.id).order_by(Assignment.index)).all()
-    return "index,label,confidence\n" + "".join(f"{r.index},{r.label},{r.confidence:.6g}\n" for r in rows)
-
-
-def labels_npy(session: Session, job: Job) -> bytes:
-    labels = session.exec(select(Assignment.label).where(Assignment.job_id == job.id)
-                          .order_by(Assignment.index)).all()
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(labels, dtype=np.int64))
-    return buffer.getvalue()
-
-
-def centroids(session: Session, job: Job) -> Centroids:
-    return session.get(Centroids, job.id)
-
-
-def metrics(session: Session, job: Job) -> Metrics:
-    return session.get(Metrics, job.id)
-

@@ -3,17 +3,25 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
-from app.api import datasets, jobs, ops, trained_models
-from app.db import engine_for
-from app.dispatch import make_dispatcher
+from app.access import AccessMiddleware
+from app.admission import AdmissionGate
+from app.api import datasets, events, jobs, ops, plots, sweeps, trained_models
+from app.api.deps import Database
+from app.core.db import engine_for
+from app.core.dispatch import make_dispatcher
+from app.core.settings import Settings, get_settings
+from app.core.storage import store_for
+from app.docs import install_docs
 from app.errors import install_error_handlers
+from app.openapi import install_openapi
 from app.predict import ModelCache
 from app.reaper import Reaper
-from app.settings import Settings, get_settings
-from app.storage import store_for
+from app.retention import RetentionSweeper
 from app.telemetry import Telemetry
+from app.web import install_dashboard
 
 DESCRIPTION = """Deep clustering as a service: upload a feature matrix, start a clustering job
 (autoencoder pretraining, then clustering fine-tuning), poll it, read labels, centroids and
@@ -28,24 +36,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # The blocking work of requests runs on this many threads, each with a pooled connection.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         app.state.store.sweep_staging()
         reaper = None
         if settings.reaper_interval_seconds > 0:
             reaper = Reaper(app.state.engine, settings, app.state.dispatcher)
             reaper.start()
+        sweeper = None
+        if settings.retention_days:
+            sweeper = RetentionSweeper(app.state.engine, app.state.store, settings.retention_days,
+                                       settings.retention_interval_seconds)
+            sweeper.start()
         yield
         if reaper is not None:
             reaper.stop()
+        if sweeper is not None:
+            sweeper.stop()
 
-    app = FastAPI(title="deepclust", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="deepclust", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    install_docs(app)
+    install_openapi(app)
     app.state.settings = settings
-    app.state.engine = engine_for(settings.database_url)
+    app.state.engine = engine_for(settings.database_url, pool_size=settings.request_threads,
+                                  pool_timeout=settings.db_pool_timeout_seconds,
+                                  connect_timeout=settings.db_connect_timeout_seconds)
+    app.state.db = Database(app.state.engine)
+    app.state.cleanup_limiter = anyio.CapacityLimiter(4)
     app.state.store = store_for(settings.data_dir)
     app.state.dispatcher = make_dispatcher(settings)
     app.state.models = ModelCache(settings.model_cache_size, settings.device)
     app.state.telemetry = Telemetry(app.state.engine)
+    # Outermost last: telemetry sees every answer, the gate refuses before the key is looked up,
+    # the key is checked before a body is read.
+    app.add_middleware(AccessMiddleware, settings=settings, db=app.state.db)
+    app.add_middleware(AdmissionGate, max_active=settings.max_active_requests,
+                       max_waiting=settings.max_waiting_requests, wait_seconds=settings.queue_timeout_seconds,
+                       retry_after=settings.retry_after_seconds)
     app.state.telemetry.install(app)
     install_error_handlers(app)
-    for module in (ops, datasets, jobs, trained_models):
+    for module in (ops, datasets, jobs, events, plots, trained_models, sweeps):
         app.include_router(module.router)
+    install_dashboard(app)
     return app

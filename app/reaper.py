@@ -11,10 +11,11 @@ import threading
 
 from sqlalchemy.engine import Engine
 
-from app import jobstate
-from app.db import new_session
-from app.dispatch import BrokerUnavailable, Dispatcher
-from app.settings import Settings
+from app.core import joblog, jobstate, sweepstate
+from app.core.db import new_session
+from app.core.dispatch import BrokerUnavailable, Dispatcher
+from app.core.settings import Settings
+from app.core.storage import store_for
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,16 @@ def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> lis
     not taken yet to the dispatcher; returns the ids requeued this round."""
     with new_session(engine) as session:
         requeued = jobstate.reap_stale(session, settings.stale_after_seconds, settings.max_attempts)
+        store = store_for(settings.data_dir)
         for job_id in requeued:
             log.warning("job %s lost its worker (stale heartbeat); requeued to resume from its checkpoint", job_id)
+            joblog.append(store, job_id, f"no heartbeat for {settings.stale_after_seconds:.0f} s (the worker was "
+                          "lost); it goes back to the queue and resumes from its checkpoint", "WARNING")
+        try:  # held jobs whose source ended become pending below; sweeps whose jobs all ended settle
+            sweepstate.tick(session, store, settings.stale_after_seconds)
+        except Exception:
+            session.rollback()
+            log.exception("settling sweeps failed this round")
         # Durable in the row, so a broker outage or an API restart between requeue and send loses nothing.
         for job_id in jobstate.pending_dispatch(session):
             try:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sqlmodel import Session, func, select
 
-from app.tables import JOB_STATES, QUEUED, Job
+from app.core.tables import JOB_STATES, QUEUED, Job
 
 
 class JobsCollector:
@@ -41,11 +42,31 @@ class Telemetry:
         self.registry.register(JobsCollector(engine))
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def _observe(request: Request, call_next):
-            start = time.perf_counter()
-            response = await call_next(request)
-            route = getattr(request.scope.get("route"), "path", "unmatched")  # the template, not the ids
-            self.latency.labels(request.method, route).observe(time.perf_counter() - start)
-            self.requests.labels(request.method, route, str(response.status_code)).inc()
-            return response
+        app.add_middleware(_Observe, telemetry=self)
+
+
+class _Observe:
+    """Counts and times every request, the ones the middlewares inside it refuse included."""
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry):
+        self.app, self.telemetry = app, telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the server answers if the app raises before it has sent anything
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the template, not the ids
+            self.telemetry.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+            self.telemetry.requests.labels(scope["method"], route, str(status)).inc()

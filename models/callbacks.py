@@ -10,16 +10,22 @@ class Callback:
     """Base class; every hook is a no-op. Subclass and override what you need."""
 
     def on_phase_begin(self, phase: str, epochs: int) -> None:
-        """A phase (``pretrain``, ``init``, ``finetune``) starts; ``epochs`` is its length."""
+        """A phase (``models.phases``: ``pretrain``, ``init``, ``finetune``, or a method's own)
+        starts, or resumes; ``epochs`` is its length."""
 
     def on_epoch_end(self, phase: str, epoch: int, epochs: int, logs: dict[str, float]) -> None:
-        """An epoch ended; ``logs`` holds ``loss`` and each loss term, averaged over the epoch."""
+        """An epoch ended; ``logs`` holds ``loss`` and each loss term, averaged over the epoch,
+        and the phase's own values (e.g. ``label_change``)."""
 
-    def on_target_update(self, iteration: int, labels: np.ndarray, label_change: float) -> None:
-        """The clustering target was recomputed on the full data."""
+    def on_labels(self, phase: str, iteration: int, labels: np.ndarray, label_change: float | None) -> None:
+        """A phase produced a label for every training sample (k-means init, a DEC target
+        update, a head's argmax at an epoch's end); ``iteration`` is the step within the phase,
+        ``label_change`` the fraction that changed since the phase's previous labels (None if
+        it has none). The library never sees true labels: a receiver that has them scores here."""
 
     def should_stop(self) -> bool:
-        """Polled between steps; returning True makes ``fit`` raise ``TrainingCancelled``."""
+        """Polled after every epoch (and after a phase without epochs); True makes ``fit`` raise
+        ``TrainingCancelled``."""
         return False
 
     def on_checkpoint(self, state: dict) -> None:
@@ -44,9 +50,9 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_epoch_end(phase, epoch, epochs, logs)
 
-    def on_target_update(self, iteration, labels, label_change):
+    def on_labels(self, phase, iteration, labels, label_change):
         for cb in self.callbacks:
-            cb.on_target_update(iteration, labels, label_change)
+            cb.on_labels(phase, iteration, labels, label_change)
 
     def should_stop(self):
         return any(cb.should_stop() for cb in self.callbacks)

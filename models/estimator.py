@@ -8,13 +8,17 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import persistence
 from .callbacks import CallbackList
+from .contract import check_network
 from .data import ArrayData
 from .device import resolve_device, resolve_seed
-from .methods import get_method
+from .memory import return_large_blocks
+from .methods import get_method, param_names
 from .preprocessing import Scaler
-from .training import Run, predict_soft
+from .sweep import check_selection, fit_restarts
+from .training import Run, embed_all, predict_soft, train
 
-_BASE_PARAMS = ("method", "n_clusters", "random_state", "device", "scaling")
+_BASE_PARAMS = ("method", "n_clusters", "random_state", "device", "scaling", "n_restarts", "selection")
+INFERENCE_CHUNK = 4096  # rows per forward pass at inference: ArrayData.chunks' default
 
 
 class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
@@ -33,6 +37,15 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
     scaling : {"auto", "none", "divide255", "minmax", "standard"}, default="auto"
         Input scaling fitted with the model and replayed by predict/transform. ``"auto"``
         divides uint8 input (8-bit images) by 255 and leaves everything else as it is.
+    n_restarts : int, default=1
+        Train this many runs, with seeds ``random_state, random_state + 1, ...``, and keep the
+        one ``selection`` picks, without labels (see ``models.selection``). Deep clustering is
+        seed-fragile; the chosen run does not hinge on one lucky or unlucky seed.
+    selection : str, default="stability"
+        How restarts are chosen: ``"stability"`` keeps the medoid run, the one agreeing most
+        (mean pairwise ARI) with the others; a criterion name (``"silhouette"``,
+        ``"calinski_harabasz"``, ``"davies_bouldin"`` in the embedding, or ``input_`` + one of
+        them on the input) keeps the run with its best value.
     **params
         The method's own parameters (e.g. ``pretrain_epochs``, ``maxiter``, ``gamma``), with the
         defaults of its paper. Unknown or out-of-range ones raise ``InvalidParams`` at ``fit``.
@@ -45,6 +58,8 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         The largest soft assignment of each training sample.
     cluster_centers_ : ndarray of shape (n_clusters, d)
         Centres in the embedding (``centers_space_ == "embedding"``) or input space (k-means).
+        For a method whose network has no centres (a softmax head), the mean embedding of each
+        cluster's training samples (zeros for an empty cluster).
     n_features_in_ : int
         Number of input features (pixels for images).
     sample_shape_ : tuple
@@ -53,14 +68,22 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         One row per epoch: ``phase``, ``epoch``, ``loss`` and each loss term.
     model_ : torch.nn.Module
         The trained network with its centres.
+    restarts_ : list of dict
+        Only with ``n_restarts > 1``: one row per restart (``seed``, every criterion,
+        ``stability`` = its mean ARI with the others, ``selected``).
+    restart_seed_ : int
+        Only with ``n_restarts > 1``: the chosen restart's seed (refits it alone).
     """
 
-    def __init__(self, method="dec", n_clusters=8, *, random_state=None, device="auto", scaling="auto", **params):
+    def __init__(self, method="dec", n_clusters=8, *, random_state=None, device="auto", scaling="auto",
+                 n_restarts=1, selection="stability", **params):
         self.method = method
         self.n_clusters = n_clusters
         self.random_state = random_state
         self.device = device
         self.scaling = scaling
+        self.n_restarts = n_restarts
+        self.selection = selection
         self._params = dict(params)
 
     # -- scikit-learn parameter protocol, extended with the method's own params -----------------
@@ -69,6 +92,14 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         if params is not None and name in params:
             return params[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        # ``est.maxiter = 5`` is ``set_params(maxiter=5)``: any registered method's param name
+        # goes to the method params (an unknown one for this method fails at fit, loudly).
+        if name in param_names() and name not in _BASE_PARAMS:
+            self._params[name] = value
+        else:
+            object.__setattr__(self, name, value)
 
     def get_params(self, deep=True):
         return {**{name: getattr(self, name) for name in _BASE_PARAMS}, **self._params}
@@ -93,8 +124,16 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         ``y`` is ignored (clustering is unsupervised). ``callbacks`` receive progress and
         checkpoints and can stop training (``TrainingCancelled``). ``pretrained`` is a fitted
         ``DeepClusterer`` (or its ``pretrained_state_``) whose pretrained autoencoder is reused.
-        ``resume_from`` is a checkpoint state handed to a callback earlier.
+        ``resume_from`` is a checkpoint state handed to a callback earlier. With
+        ``n_restarts > 1`` every restart reports to the callbacks in turn (and reuses
+        ``pretrained``), and ``resume_from`` is refused.
         """
+        return_large_blocks()  # the full-data embeddings' chunks go back to the OS when freed
+        check_selection(self.selection)
+        if self.n_restarts != 1:
+            if resume_from is not None:
+                raise ValueError("resume_from resumes one run; it cannot be combined with n_restarts > 1")
+            return fit_restarts(self, X, callbacks=callbacks, pretrained=pretrained)
         try:
             info = get_method(self.method)
         except KeyError as exc:
@@ -114,19 +153,29 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
             torch.manual_seed(seed)
             method = info.cls(params, int(self.n_clusters), seed)
             model = method.build_model(X.shape[1:]).to(device)
+            check_network(model)
             scaler = (Scaler.from_manifest(resume_from["scaler"]) if resume_from is not None
                       else Scaler.fit(X, self.scaling))
             data = ArrayData(X, scaler, device)
             run = Run(CallbackList(callbacks),
                       base_state={"method": self.method, "scaler": scaler.to_manifest()},
                       history=resume_from["history"] if resume_from is not None else None)
-            method.train(model, data, run, pretrained=self._pretrained_weights(pretrained, model),
-                         resume=resume_from)
+            weights = self._pretrained_weights(pretrained, model)
+            if weights is not None:
+                model.autoencoder.load_state_dict(weights)
+                # Kept with the fitted model and in every checkpoint, for the next reuse.
+                run.base_state["pretrained"] = {k: v.detach().cpu().clone()
+                                                for k, v in model.autoencoder.state_dict().items()}
+            train(model, data, method.phases(len(data), pretrained=weights is not None), run,
+                  seed=seed, resume=resume_from)
             q = predict_soft(model, data)
+            labels = q.argmax(1).cpu().numpy()
+            centers = (model.centers.detach().cpu().numpy().copy() if model.centers is not None
+                       else mean_embeddings(model, data, labels, int(self.n_clusters)))
 
         self._set_fitted(model, scaler, info.cls.centers_space, X.shape[1:], device,
-                         params.model_dump(), run.history, run.base_state.get("pretrained"))
-        self.labels_ = q.argmax(1).cpu().numpy()
+                         params.model_dump(), run.history, run.base_state.get("pretrained"), centers)
+        self.labels_ = labels
         self.confidences_ = q.max(1).values.cpu().numpy()
         return self
 
@@ -161,7 +210,7 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
                              f"{given.get(diff[0])}, this model needs {expected.get(diff[0])}")
         return state
 
-    def _set_fitted(self, model, scaler, centers_space, sample_shape, device, params, history, pretrained):
+    def _set_fitted(self, model, scaler, centers_space, sample_shape, device, params, history, pretrained, centers):
         self.model_ = model
         self.scaler_ = scaler
         self.centers_space_ = centers_space
@@ -171,29 +220,45 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         self.params_ = params
         self.history_ = list(history)
         self.pretrained_state_ = pretrained
-        self.cluster_centers_ = model.centers.detach().cpu().numpy().copy()
+        self.cluster_centers_ = centers
 
     # -- inference --------------------------------------------------------------------------------
-    def _inference_data(self, X) -> ArrayData:
-        check_is_fitted(self)
-        X = check_array(X, dtype="numeric", allow_nd=True, input_name="X")
+    def __sklearn_is_fitted__(self) -> bool:
+        return "model_" in self.__dict__
+
+    def _checked_input(self, X) -> np.ndarray:
+        """``X`` validated as ``check_array`` would, shaped like the training samples.
+
+        A finite float ndarray -- what predict gets nearly always -- is taken as it is: the
+        general validation costs more than a one-row forward pass."""
+        if not (type(X) is np.ndarray and X.dtype.kind == "f" and X.ndim >= 2 and X.size
+                and np.isfinite(X).all()):
+            X = check_array(X, dtype="numeric", allow_nd=True, input_name="X")
         if X.shape[1:] != self.sample_shape_:
             width = int(np.prod(X.shape[1:]))
             if X.ndim != 2 or width != self.n_features_in_:
                 raise ValueError(f"X has {width} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input.")
             X = X.reshape(len(X), *self.sample_shape_)  # flattened images
-        return ArrayData(X, self.scaler_, self.device_)
+        return X
 
     @torch.no_grad()
     def _infer(self, X, what: str) -> np.ndarray:
-        data = self._inference_data(X)
-        self.model_.eval()
-        out = []
-        for x in data.chunks():
-            z = self.model_.embed(x)
-            out.append(z if what == "embedding" else self.model_.soft_assign(z))
-        return torch.cat(out).cpu().numpy()
+        if "model_" not in self.__dict__:
+            check_is_fitted(self)  # raises NotFittedError
+        X = self._checked_input(X)
+        if self.model_.training:
+            self.model_.eval()
+        if len(X) <= INFERENCE_CHUNK and type(X) is np.ndarray:
+            # One chunk, as ArrayData.chunks would give it: the same operations on the same rows.
+            x = self.scaler_(torch.as_tensor(X).to(device=self.device_, dtype=torch.float32))
+            return self._forward(x, what).cpu().numpy()
+        data = ArrayData(X, self.scaler_, self.device_)
+        return torch.cat([self._forward(x, what) for x in data.chunks(INFERENCE_CHUNK)]).cpu().numpy()
+
+    def _forward(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        z = self.model_.embed(x)
+        return z if what == "embedding" else self.model_.soft_assign(z)
 
     def predict_proba(self, X) -> np.ndarray:
         """Soft assignments, shape (n_samples, n_clusters); rows sum to 1."""
@@ -226,3 +291,14 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
     def load(cls, path, device: str = "auto") -> "DeepClusterer":
         return persistence.load_dir(cls, path, device)
 
+
+
+def mean_embeddings(model, data: ArrayData, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """The centre of each cluster for a network without centres: its samples' mean embedding."""
+    z = embed_all(model, data)
+    centers = np.zeros((n_clusters, z.shape[1]), dtype=np.float32)
+    for k in range(n_clusters):
+        members = z[labels == k]
+        if len(members):
+            centers[k] = members.mean(0)
+    return centers

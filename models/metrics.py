@@ -5,7 +5,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
 
-SILHOUETTE_MAX_SAMPLES = 10_000
+# The silhouette is O(n^2): on a seeded sample of 2k points it costs ~0.1 s instead of ~2.5 s for
+# 10k (USPS), and moves the score by less than 0.01 (benchmarks/README.md).
+SILHOUETTE_MAX_SAMPLES = 2_000
 
 
 def cluster_accuracy(y_true, y_pred) -> float:
@@ -37,7 +39,7 @@ def external_metrics(y_true, y_pred) -> dict[str, float]:
 
 
 def internal_metrics(embedding: np.ndarray, labels: np.ndarray, random_state: int = 0) -> dict[str, float | None]:
-    """Silhouette (on a seeded sample of at most 10k points), Calinski–Harabasz, Davies–Bouldin.
+    """Silhouette (on a seeded sample of at most 2k points), Calinski–Harabasz, Davies–Bouldin.
 
     Each is ``None`` where it is undefined: fewer than two non-empty clusters, or as many
     clusters as samples.
@@ -60,12 +62,21 @@ def cluster_sizes(labels, n_clusters: int) -> list[int]:
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_clusters).tolist()
 
 
+def silhouette_sample_size(labels) -> int | None:
+    """How many points ``internal_metrics`` computes the silhouette on (None where it is undefined)."""
+    labels = np.asarray(labels)
+    k = len(np.unique(labels))
+    return None if k < 2 or k >= len(labels) else min(len(labels), SILHOUETTE_MAX_SAMPLES)
+
+
 def clustering_report(embedding, labels, y_true=None, n_clusters: int | None = None, random_state: int = 0) -> dict:
-    """Everything the service shows about a clustering: sizes, internal and external metrics."""
+    """Everything the service shows about a clustering: sizes, internal and external metrics,
+    and the sample size the silhouette was computed on."""
     labels = np.asarray(labels, dtype=np.int64)
     k = n_clusters if n_clusters is not None else int(labels.max()) + 1
     return {
         "cluster_sizes": cluster_sizes(labels, k),
         "internal": internal_metrics(embedding, labels, random_state),
         "external": None if y_true is None else external_metrics(y_true, labels),
+        "silhouette_sample_size": silhouette_sample_size(labels),
     }

@@ -1,7 +1,7 @@
 """Networks: the dense autoencoder of DEC/IDEC/CDC/DCCF and the clustering model around it.
 
-Every network is described by a JSON-able ``spec`` dict so a saved model can be rebuilt
-without pickle (see ``models.persistence``).
+Every network is described by a JSON-able ``spec`` dict with a registered ``"type"``, so a saved
+model can be rebuilt without pickle (see ``models.contract`` and ``models.persistence``).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import torch
 from torch import nn
 
+from .contract import build_network, register_network
 from .losses import soft_assign
 
 INITS = ("glorot_uniform", "variance_scaling", "torch_default")
@@ -46,6 +47,7 @@ def _mlp(dims: list[int], init: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@register_network("dense")
 class DenseAutoencoder(nn.Module):
     """Symmetric fully connected autoencoder ``D-h1-...-hk-d`` with a linear embedding and output."""
 
@@ -76,20 +78,10 @@ class DenseAutoencoder(nn.Module):
         return z, self.decode(z)
 
 
-AUTOENCODERS = {"dense": DenseAutoencoder}
-
-
-def build_autoencoder(spec: dict) -> nn.Module:
-    """Rebuild an autoencoder from its ``spec`` (weights are loaded separately)."""
-    kind = spec.get("type")
-    if kind not in AUTOENCODERS:
-        raise ValueError(f"unknown autoencoder type {kind!r}; known: {sorted(AUTOENCODERS)}")
-    kwargs = {k: v for k, v in spec.items() if k != "type"}
-    return AUTOENCODERS[kind](**kwargs)
-
-
+@register_network("cluster")
 class ClusterModel(nn.Module):
-    """An embedding (an autoencoder's encoder, or the identity for k-means) plus K centres.
+    """An embedding (any registered autoencoder's ``encode``, or the identity for k-means) plus
+    K centres; satisfies ``models.contract.ClusterNetwork``.
 
     ``soft_assign`` is DEC's Student-t assignment with degree of freedom ``alpha``.
     """
@@ -103,6 +95,7 @@ class ClusterModel(nn.Module):
     @property
     def spec(self) -> dict:
         return {
+            "type": "cluster",
             "autoencoder": None if self.autoencoder is None else self.autoencoder.spec,
             "n_clusters": int(self.centers.shape[0]),
             "embedding_dim": int(self.centers.shape[1]),
@@ -111,7 +104,7 @@ class ClusterModel(nn.Module):
 
     @classmethod
     def from_spec(cls, spec: dict) -> "ClusterModel":
-        ae = None if spec["autoencoder"] is None else build_autoencoder(spec["autoencoder"])
+        ae = None if spec["autoencoder"] is None else build_network(spec["autoencoder"])
         return cls(ae, spec["n_clusters"], spec["embedding_dim"], spec["alpha"])
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Saving and loading fitted estimators without pickle: safetensors weights + a JSON manifest.
 
 The manifest rebuilds the network (its ``spec``), the input scaler and the fitted attributes;
-the weights file holds the model's tensors under ``model.`` and, for deep methods, the
-pretrained autoencoder under ``pretrained.`` (so a loaded model can seed another job).
+the weights file holds the model's tensors under ``model.``, for deep methods the pretrained
+autoencoder under ``pretrained.`` (so a loaded model can seed another job), and for a network
+without centres the fitted ``cluster_centers``. Only the model contract
+(``models.contract``) is read: ``spec``, ``state_dict``, ``centers``.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from .contract import build_network
 from .device import resolve_device
 from .methods import get_method
 from .preprocessing import Scaler
@@ -31,6 +34,8 @@ def dump(est) -> tuple[bytes, dict]:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in est.model_.state_dict().items()}
     for k, v in (est.pretrained_state_ or {}).items():
         tensors[f"pretrained.{k}"] = v.detach().cpu().contiguous()
+    if est.model_.centers is None:
+        tensors["cluster_centers"] = torch.from_numpy(np.ascontiguousarray(est.cluster_centers_))
     manifest = {
         "format_version": FORMAT_VERSION,
         "method": est.method,
@@ -61,15 +66,18 @@ def restore(cls, weights: bytes, manifest: dict, device: str = "auto"):
     tensors = load_tensors(weights)
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     pretrained = {k[len("pretrained."):]: v for k, v in tensors.items() if k.startswith("pretrained.")}
-    info = get_method(manifest["method"])
-    model = info.cls.model_from_spec(manifest["architecture"])
+    get_method(manifest["method"])  # KeyError naming the known methods
+    # Models saved before network types were registered have no type: they are all "cluster".
+    model = build_network({"type": "cluster", **manifest["architecture"]})
     model.load_state_dict(model_state)
+    centers = (model.centers.detach().numpy().copy() if model.centers is not None
+               else tensors["cluster_centers"].numpy())
     device = resolve_device(device)
     est = cls(manifest["method"], manifest["n_clusters"], random_state=manifest["random_state"],
               scaling=manifest["scaling"], **manifest["params"])
     est._set_fitted(model.to(device), Scaler.from_manifest(manifest["scaler"]), manifest["centers_space"],
                     manifest["sample_shape"], device, manifest["params"], manifest["history"],
-                    pretrained or None)
+                    pretrained or None, centers)
     return est
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from app.dispatch import TASK_NAME, celery_config
-from app.settings import get_settings
+from app.core.dispatch import TASK_NAME, celery_config
+from app.core.settings import get_settings
 
 app = Celery("deepclust")
 app.conf.update(celery_config(get_settings()))

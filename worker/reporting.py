@@ -15,18 +15,19 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from app import jobstate
-from app.db import new_session, utcnow
-from app.settings import Settings
-from app.storage import ArtifactStore
-from app.tables import Job, JobHistory
-from models import Callback, save_checkpoint
+from app.core import jobstate
+from app.core.db import new_session, utcnow
+from app.core.settings import Settings
+from app.core.storage import ArtifactStore
+from app.core.tables import Job, JobHistory
+from models import FINALIZE, FINETUNE, INIT, PRETRAIN, Callback, save_checkpoint
 from models.metrics import cluster_accuracy, nmi
 
 log = logging.getLogger(__name__)
 
-# Where each phase sits in the job's overall progress fraction.
-PHASE_SPANS = {"pretrain": (0.0, 0.5), "init": (0.5, 0.55), "finetune": (0.55, 0.95), "finalize": (0.95, 1.0)}
+# Where each phase sits in the job's overall progress fraction. A phase not listed here (a
+# method's own) keeps the fraction reached so far.
+PHASE_SPANS = {PRETRAIN: (0.0, 0.5), INIT: (0.5, 0.55), FINETUNE: (0.55, 0.95), FINALIZE: (0.95, 1.0)}
 
 
 def checkpoint_key(job_id: str) -> str:
@@ -45,7 +46,7 @@ class JobReporter(Callback):
         self.phase: str | None = None
         self.progress: dict = {}
         self.pending: list[dict] = []
-        self._evaluation: dict = {}
+        self._evaluation: dict[str, dict] = {}  # phase -> scores of its latest labels
         self._last_flush = 0.0
         self._last_checkpoint = time.monotonic()
 
@@ -55,19 +56,19 @@ class JobReporter(Callback):
 
     def on_epoch_end(self, phase: str, epoch: int, epochs: int, logs: dict[str, float]) -> None:
         terms = {k: float(v) for k, v in logs.items() if k != "loss"}
-        if phase == "finetune":
-            terms.update(self._evaluation)
+        terms.update(self._evaluation.get(phase, {}))
         self.pending.append({"job_id": self.job_id, "phase": phase, "epoch": epoch,
                              "loss": float(logs["loss"]) if "loss" in logs else None, "terms": terms})
-        lo, hi = PHASE_SPANS.get(phase, (0.0, 1.0))
+        lo, hi = self._span(phase)
         self.progress = {"epoch": epoch + 1, "epochs": epochs, "fraction": round(lo + (hi - lo) * (epoch + 1) / epochs, 4),
                          "loss": self.pending[-1]["loss"], "label_change": logs.get("label_change")}
         self.flush()
 
-    def on_target_update(self, iteration: int, labels: np.ndarray, label_change: float) -> None:
-        # Labels never reach the library; the worker scores each new target against them.
+    def on_labels(self, phase: str, iteration: int, labels: np.ndarray, label_change: float | None) -> None:
+        # Labels never reach the library; the worker scores each phase's latest labels against
+        # them, and that phase's next history rows carry the scores.
         if self.y_true is not None:
-            self._evaluation = {"acc": cluster_accuracy(self.y_true, labels), "nmi": nmi(self.y_true, labels)}
+            self._evaluation[phase] = {"acc": cluster_accuracy(self.y_true, labels), "nmi": nmi(self.y_true, labels)}
 
     def should_stop(self) -> bool:
         if self.lost.is_set():
@@ -95,12 +96,23 @@ class JobReporter(Callback):
 
     # -- writing ------------------------------------------------------------------------------------
     def enter_phase(self, phase: str, epochs: int = 1) -> None:
+        if self.phase is not None:
+            ended = self.progress
+            loss = f", loss {ended['loss']:.6g}" if ended.get("loss") is not None else ""
+            done = f" after {ended['epoch']} of {ended.get('epochs')} epochs" if ended.get("epoch") else ""
+            log.info("job %s: %s ended%s%s", self.job_id, self.phase, done, loss)
+        bound = "at most " if phase == FINETUNE else ""  # it stops sooner once few labels change
+        log.info("job %s: %s begins (%s%d epoch%s)", self.job_id, phase, bound, epochs, "" if epochs == 1 else "s")
         # Finalizing has no loss of its own: it keeps showing the last one of training.
-        last = self.progress if phase == "finalize" else {}
+        last = self.progress if phase == FINALIZE else {}
         self.phase = phase
-        self.progress = {"epoch": 0, "epochs": epochs, "fraction": PHASE_SPANS[phase][0],
+        self.progress = {"epoch": 0, "epochs": epochs, "fraction": self._span(phase)[0],
                          "loss": last.get("loss"), "label_change": last.get("label_change")}
         self.flush(force=True)
+
+    def _span(self, phase: str) -> tuple[float, float]:
+        fraction = self.progress.get("fraction", 0.0)
+        return PHASE_SPANS.get(phase, (fraction, fraction))
 
     def flush(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_flush < self.settings.progress_interval_seconds:

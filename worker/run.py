@@ -6,20 +6,28 @@ history in one transaction. Idempotent: a finished or running job is left alone.
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 from sqlalchemy import delete, insert
 from sqlmodel import Session
 
-from app import jobstate
-from app.db import engine_for, new_session, utcnow
-from app.ids import new_id
-from app.npyfile import open_array
-from app.settings import Settings, get_settings
-from app.storage import store_for
-from app.tables import (CANCELLED, FAILED, SUCCEEDED, Assignment, Centroids, Dataset, Job, JobHistory, Metrics,
-                        TrainedModel)
+from app.core import joblog, jobstate, results, sweepstate
+from app.core.db import engine_for, new_session, utcnow
+from app.core.dispatch import make_dispatcher
+from app.core.ids import new_id
+from app.core.npyfile import open_array
+from app.core.settings import Settings, get_settings
+from app.core.storage import store_for
+from app.core.tables import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    Dataset,
+    Job,
+    JobHistory,
+)
 from models import DeepClusterer, TrainingCancelled, load_checkpoint
 from models.metrics import clustering_report
 from worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
@@ -27,19 +35,36 @@ from worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
 log = logging.getLogger(__name__)
 
 
-def run_job(job_id: str, settings: Settings | None = None) -> str | None:
-    """Run the job if it can be claimed; returns its final status, or None if it was not ours."""
+def run_job(job_id: str, settings: Settings | None = None, attempt: int | None = None) -> str | None:
+    """Run the job if it can be claimed; returns its final status, or None if it was not ours.
+
+    ``attempt``: the job was claimed for us already (by the local runner) as this attempt.
+    """
     settings = settings or get_settings()
     engine = engine_for(settings.database_url)
     store = store_for(settings.data_dir)
     with new_session(engine) as session:
-        job = jobstate.claim(session, job_id, jobstate.worker_name())
+        if attempt is None:
+            job = jobstate.claim(session, job_id, jobstate.worker_name())
+        else:
+            job = jobstate.adopt(session, job_id, attempt, jobstate.worker_name())
         if job is None:
             log.info("job %s is not queued (already taken, finished or cancelled); nothing to do", job_id)
             return None
         dataset = session.get(Dataset, job.dataset_id)
         resume = _start_history(session, job, store)
-    log.info("job %s: attempt %d of %s on %s", job_id, job.attempts, job.method, job.dataset_id)
+    with joblog.capture(store, job_id):
+        return _execute(job, dataset, resume, settings, engine, store)
+
+
+def _execute(job: Job, dataset: Dataset | None, resume: dict | None, settings: Settings, engine, store) -> str | None:
+    job_id = job.id
+    device = settings.device if job.device == "auto" else job.device
+    log.info("job %s: attempt %d: %s with K=%d on dataset %s (%s), device %s, seed %d", job_id, job.attempts,
+             job.method, job.n_clusters, job.dataset_id,
+             f"{dataset.n_samples} samples of shape {dataset.sample_shape}" if dataset else "gone", _device(device),
+             job.seed)
+    log.info("job %s: params %s", job_id, json.dumps(job.params, sort_keys=True))
     if resume is not None:
         log.info("job %s: resuming from its checkpoint (%s, after %d epochs)", job_id, resume.get("phase"),
                  len(resume.get("history", [])))
@@ -78,7 +103,32 @@ def run_job(job_id: str, settings: Settings | None = None) -> str | None:
                 session.execute(insert(JobHistory), reporter.pending)
             jobstate.finish(session, job_id, job.attempts, status, **values)
     log.info("job %s %s", job_id, status)
+    _after_job(engine, store, settings, job_id)
     return status
+
+
+def _after_job(engine, store, settings: Settings, job_id: str) -> None:
+    """Release the jobs held for this one and settle its sweep, if any. Never fails the job: the
+    reaper's round catches up on whatever did not happen here."""
+    try:
+        with new_session(engine) as session:
+            sweepstate.after_job(session, store, make_dispatcher(settings), job_id)
+    except Exception:
+        log.exception("job %s: releasing the jobs held for it or settling its sweep failed; the reaper "
+                      "will catch up", job_id)
+
+
+def _device(device: str) -> str:
+    """What ``device`` means on this machine, for the log."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        if index < torch.cuda.device_count():
+            return f"{device} ({torch.cuda.get_device_name(index)})"
+    return device
 
 
 def _start_history(session: Session, job: Job, store) -> dict | None:
@@ -109,10 +159,11 @@ def _pretrained(engine, job: Job) -> DeepClusterer | None:
         return None
     with new_session(engine) as session:
         source = session.get(Job, job.pretrained_from)
-        model = session.get(TrainedModel, source.model_id) if source and source.model_id else None
-    if model is None:
+        stored = results.model_bytes(session, source.model_id) if source and source.model_id else None
+    if stored is None:
         raise LookupError(f"the model of pretrained_from job {job.pretrained_from} no longer exists")
-    return DeepClusterer.from_bytes(model.weights, model.manifest, device="cpu")
+    weights, manifest = stored
+    return DeepClusterer.from_bytes(weights, manifest, device="cpu")
 
 
 def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, X, y_true) -> bool:
@@ -121,7 +172,6 @@ def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, 
                                random_state=job.seed)
     weights, manifest = est.to_bytes()
     model_id = new_id("mdl")
-    centers = est.cluster_centers_
     with new_session(engine) as session:
         if not jobstate.update_owned(
                 session, job.id, job.attempts, commit=False, status=SUCCEEDED, model_id=model_id, finished_at=utcnow(),
@@ -131,15 +181,9 @@ def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, 
             return False
         if reporter.pending:
             session.execute(insert(JobHistory), reporter.pending)
-        session.add(TrainedModel(id=model_id, tenant_id=job.tenant_id, job_id=job.id, dataset_id=job.dataset_id,
-                                 method=job.method, params=job.params, n_clusters=job.n_clusters,
-                                 sample_shape=list(est.sample_shape_), weights=weights, manifest=manifest))
-        session.add(Centroids(job_id=job.id, space=est.centers_space_, dim=int(centers.shape[1]),
-                              values=centers.tolist()))
-        session.add(Metrics(job_id=job.id, **report))
-        session.execute(insert(Assignment), [
-            {"job_id": job.id, "index": i, "label": int(label), "confidence": float(conf)}
-            for i, (label, conf) in enumerate(zip(est.labels_, est.confidences_))])
+        results.add(session, job, model_id, sample_shape=est.sample_shape_, weights=weights, manifest=manifest,
+                    centers_space=est.centers_space_, centers=est.cluster_centers_, report=report,
+                    labels=est.labels_, confidences=est.confidences_)
         session.commit()
     reporter.pending = []
     return True

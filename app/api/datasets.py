@@ -2,57 +2,90 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request, Response
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
-from app.datasets import FILE_FIELDS, TEXT_FIELDS, create_dataset, delete_dataset, list_datasets
-from app.errors import ERROR_RESPONSES, ErrorBody
+from app.api.deps import DbDep, SettingsDep, StoreDep, TenantDep
+from app.api.paging import LimitQuery, OffsetQuery
+from app.core.tables import Dataset
+from app.datasets import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
+from app.lifecycle import delete_dataset
+from app.openapi import TENANT, errors
 from app.ownership import owned
-from app.schemas import DatasetOut, Page
-from app.tables import Dataset
+from app.schemas import DATASET_EXAMPLE, DatasetOut, Page, page_example
 from app.uploads import receive_form
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=TENANT)
 
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"],
+    "type": "object", "required": ["file"], "additionalProperties": False,
     "properties": {
         "file": {"type": "string", "format": "binary",
-                 "description": ".npy, .npz (arrays x, optional y), .csv/.tsv (numeric, optional header) or .parquet"},
-        "name": {"type": "string"},
+                 "description": "The data: .npy, .npz (arrays x, optional y), .csv/.tsv (numeric columns, optional "
+                                "header), .parquet, or an image archive .zip/.tar/.tar.gz/.tgz. The format is told "
+                                "by the file name, else by its first bytes."},
+        "name": {"type": "string", "description": "A name for the dataset (default: the file's name)."},
         "labels": {"type": "string", "format": "binary",
-                   "description": "optional: .npy vector or one label per line; used only for metrics"},
-        "label_column": {"type": "string", "description": "optional, csv/tsv/parquet: header name or 0-based index"},
-    }}, "encoding": {"file": {"contentType": "application/octet-stream"}}}}}}
+                   "description": "Optional labels, used only for evaluation metrics: a .npy vector or one label "
+                                  "per line, as many as samples."},
+        "label_column": {"type": "string", "description": "Optional, csv/tsv/parquet: the column holding labels "
+                                                          "(header name or 0-based index); it is not a feature."},
+        "image_size": {"type": "string", "pattern": "^[0-9]+,[0-9]+$",
+                       "description": "Optional, image archives: H,W to resize to (default: the most common size)."},
+        "color": {"type": "string", "enum": ["grayscale", "rgb"],
+                  "description": "Optional, image archives: grayscale or rgb (default: from the images)."},
+    }}, "encoding": {"file": {"contentType": "application/octet-stream"},
+                     "labels": {"contentType": "application/octet-stream"}},
+    "examples": {"csv with a label column": {"value": {"file": "digits.csv", "label_column": "digit",
+                                                      "name": "digits"}}}}}}}
+UPLOAD_ERRORS = ("empty_data", "too_few_samples", "one_dimensional", "too_many_dimensions", "non_numeric",
+                 "non_finite", "ragged_rows", "invalid_file", "truncated_file", "pickled_data", "missing_array")
+LABEL_ERRORS = ("invalid_labels", "missing_labels", "labels_length_mismatch", "labels_given_twice",
+                "label_column_unsupported", "unknown_label_column")
+ARCHIVE_ERRORS = ("unsafe_path", "archive_link", "archive_special_file", "duplicate_member", "encrypted_archive",
+                  "invalid_archive", "no_images", "unreadable_image", "invalid_image_size", "invalid_color",
+                  "image_options_unsupported", "unknown_label_path")
 
 
 @router.post("", status_code=201, response_model=DatasetOut, openapi_extra=_UPLOAD_BODY,
-             responses={413: {"model": ErrorBody, "description": "Over the size limit"},
-                        415: {"model": ErrorBody, "description": "Unsupported format"}},
-             summary="Upload a feature matrix (streamed to disk, converted once to float32)")
-async def upload_dataset(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep,
+             responses=errors(codes={400: ("malformed_request", "missing_file"),
+                                     413: ("too_large", "too_many_members", "image_too_large", "image_file_too_large"),
+                                     415: ("unsupported_media_type", "unsupported_format"),
+                                     422: UPLOAD_ERRORS + LABEL_ERRORS + ARCHIVE_ERRORS}),
+             summary="Upload a feature matrix or an image archive (streamed to disk, checked, stored once)")
+async def upload_dataset(request: Request, db: DbDep, store: StoreDep, settings: SettingsDep,
                          tenant: TenantDep) -> DatasetOut:
+    """Upload a dataset as `multipart/form-data`. It is refused with a clear message, and nothing
+    is stored, when it is empty, one-dimensional or ragged, has non-numeric cells, NaN or infinity,
+    is a pickled or truncated `.npy`, or has labels whose count differs from the samples."""
     with ExitStack() as stack:  # the staging files go when the request is done, whatever happened
         form = await receive_form(request, stack, store, settings.max_upload_bytes,
                                   file_fields=FILE_FIELDS, text_fields=TEXT_FIELDS)
-        row = await run_in_threadpool(create_dataset, session, store, settings, tenant, form)
+        row = await db.run(create_dataset, store, settings, tenant, form)
     return DatasetOut.of(row)
 
 
-@router.get("", response_model=Page[DatasetOut])
-def get_datasets(session: SessionDep, tenant: TenantDep, limit: int = Query(50, ge=1, le=1000),
-                 offset: int = Query(0, ge=0)) -> Page[DatasetOut]:
-    rows, total = list_datasets(session, tenant, limit, offset)
+@router.get("", response_model=Page[DatasetOut], summary="List your datasets, newest first",
+            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(DATASET_EXAMPLE)}}}})
+async def get_datasets(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
+                       offset: OffsetQuery = 0) -> Page[DatasetOut]:
+    """Your datasets, newest first, a page at a time."""
+    rows, total = await db.run(list_datasets, tenant, limit, offset)
     return Page(items=[DatasetOut.of(r) for r in rows], total=total)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: SessionDep, tenant: TenantDep) -> DatasetOut:
-    return DatasetOut.of(owned(session, Dataset, dataset_id, tenant))
+@router.get("/{dataset_id}", response_model=DatasetOut, summary="One dataset",
+            responses=errors(codes={404: ("dataset_not_found",)}))
+async def get_dataset(dataset_id: str, db: DbDep, tenant: TenantDep) -> DatasetOut:
+    """One dataset: its shape, format, labels and checksum."""
+    return DatasetOut.of(await db.run(owned, Dataset, dataset_id, tenant))
 
 
-@router.delete("/{dataset_id}", status_code=204, response_class=Response)
-def remove_dataset(dataset_id: str, session: SessionDep, store: StoreDep, tenant: TenantDep) -> Response:
-    delete_dataset(session, store, tenant, dataset_id)
+@router.delete("/{dataset_id}", status_code=204, response_class=Response,
+               summary="Delete a dataset with its finished jobs and their models",
+               responses=errors(codes={404: ("dataset_not_found",), 409: ("dataset_in_use",)}))
+async def remove_dataset(dataset_id: str, request: Request, db: DbDep, store: StoreDep,
+                         tenant: TenantDep) -> Response:
+    """Delete the dataset, its files, its finished jobs and their models. Refused (409, naming the
+    jobs) while one of its jobs is queued or running: cancel it, or wait for it to end."""
+    request.app.state.models.evict(await db.run(delete_dataset, store, tenant, dataset_id))
     return Response(status_code=204)

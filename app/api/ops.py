@@ -1,30 +1,43 @@
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from app.errors import error_response
-from app.schemas import MethodOut, Page
+from app.openapi import errors
+from app.schemas import HealthOut, MethodOut, Page, ReadyOut, page_example
 from models import list_methods
 
+# Any route may answer 503 when the server is at capacity (app/admission.py).
 router = APIRouter()
 
 
-@router.get("/healthz", tags=["ops"], summary="200 while the process lives")
+@router.get("/healthz", tags=["ops"], summary="200 while the process lives", response_model=HealthOut)
 def healthz() -> dict:
+    """Liveness: 200 as long as the process answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"], summary="200 when the database and the broker answer, else 503 naming which")
-def readyz(request: Request):
-    checks = {"database": "ok", "broker": "ok"}
+def _database_health(engine) -> str:
     try:
-        with request.app.state.engine.connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        checks["database"] = f"database unreachable: {type(exc).__name__}"
-    broker = request.app.state.dispatcher.health()
+        return f"database unreachable: {type(exc).__name__}"
+    return "ok"
+
+
+@router.get("/readyz", tags=["ops"], summary="200 when the database and the broker answer, else 503 naming which",
+            response_model=ReadyOut, responses=errors(codes={503: ("not_ready",)}))
+async def readyz(request: Request):
+    """Readiness: 200 when the database and the broker answer, else 503 naming which is down
+    (`details` holds each check)."""
+    checks = {"database": await run_in_threadpool(_database_health, request.app.state.engine), "broker": "ok"}
+    broker = await run_in_threadpool(request.app.state.dispatcher.health)
     if broker is not None:
         checks["broker"] = broker
     down = [name for name, state in checks.items() if state != "ok"]
@@ -33,14 +46,28 @@ def readyz(request: Request):
     return {"status": "ready", "checks": checks}
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus text: requests, latencies, jobs by status, queue depth")
+@router.get("/metrics", tags=["ops"], summary="Prometheus text: requests, latencies, jobs by status, queue depth",
+            response_class=Response,
+            responses={**errors(codes={401: ("unauthorized",)}),
+                       200: {"description": "The Prometheus text exposition format; totals only, never per tenant.",
+                             "content": {"text/plain": {"schema": {"type": "string"}, "example": (
+                                 "# TYPE deepclust_jobs gauge\ndeepclust_jobs{status=\"queued\"} 2.0\n")}}}})
 def metrics(request: Request) -> Response:
+    """Prometheus metrics in the text format: totals only, never per tenant. When
+    `DEEPCLUST_METRICS_TOKEN` is set, it must be sent as `Authorization: Bearer <token>` (401 otherwise)."""
+    token = request.app.state.settings.metrics_token
+    if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+        return error_response(401, "unauthorized", "/metrics needs 'Authorization: Bearer <DEEPCLUST_METRICS_TOKEN>'.",
+                              headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(request.app.state.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/methods", tags=["methods"], response_model=Page[MethodOut],
+            responses={200: {"content": {"application/json": {"example": page_example(
+                MethodOut.model_config["json_schema_extra"]["examples"][0])}}}},
             summary="Every method with its params schema, paper defaults and accepted input kinds")
 def methods() -> Page[MethodOut]:
-    items = [MethodOut(name=m.name, summary=m.summary, input_kinds=list(m.input_kinds),
-                       params_schema=m.params_schema, defaults=m.defaults) for m in list_methods()]
+    """Every method: its params schema and defaults (the papers'), its pretraining settings as a
+    schema of their own (the job's `pretrain` block), and the input kinds it accepts."""
+    items = [MethodOut.of(m) for m in list_methods()]
     return Page(items=items, total=len(items))

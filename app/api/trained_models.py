@@ -1,82 +1,212 @@
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
+from functools import partial
+from typing import Literal
 
-from fastapi import APIRouter, Query, Request
-from pydantic import ValidationError
-from sqlmodel import Session, func, select
+from fastapi import APIRouter, Query, Request, Response
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
-from app.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from app import lifecycle
+from app.api.deps import Database, DbDep, SettingsDep, StoreDep, TenantDep
+from app.api.paging import LimitQuery, OffsetQuery
+from app.core import results
+from app.core.npyfile import open_array
+from app.core.tables import TrainedModel
+from app.api.datasets import ARCHIVE_ERRORS, UPLOAD_ERRORS
+from app.errors import ApiError, not_found
+from app.image_inputs import image_rows
 from app.ingest import canonicalize, detect_format
-from app.npyfile import open_array
-from app.ownership import owned
-from app.predict import check_shape, instances_array, predict
-from app.schemas import ModelOut, Page, PredictIn, PredictOut
-from app.tables import Metrics, TrainedModel
+from app.model_bundle import bundle_onnx, bundle_zip, import_model
+from app.openapi import TENANT, errors
+from app.predict import NPY_MEDIA_TYPE, answer, answer_json, check_shape, wants_npy
+from app.schemas import MODEL_EXAMPLE, ModelOut, Page, PredictIn, PredictOut, page_example
 from app.uploads import is_multipart, receive_form
 
-router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=TENANT)
+NOT_FOUND = {404: ("model_not_found",)}
 
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": PredictIn.model_json_schema(),
                          "example": {"instances": [[0.0, 0.25, 0.5, 1.0]]}},
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "rows in any dataset format"}}}},
+        "file": {"type": "string", "format": "binary",
+                 "description": "Rows in any dataset format (.npy, .npz, .csv, .tsv, .parquet), an image archive, "
+                                "or one image file (PNG, JPEG, BMP, TIFF, WebP), shaped or made like the training "
+                                "samples; one row is enough."},
+        "label_column": {"type": "string", "description": "optional, csv/tsv/parquet: a column to drop "
+                                                           "(header name or 0-based index), e.g. the training "
+                                                           "file's labels"}}},
+                            "encoding": {"file": {"contentType": "application/octet-stream"}},
+                            "example": {"file": "few.csv", "label_column": "digit"}},
 }}}
 
 
 def _model_out(session: Session, row: TrainedModel) -> ModelOut:
-    return ModelOut.of(row, session.get(Metrics, row.job_id))
+    return ModelOut.of(row, results.metrics(session, row.job_id) if row.job_id else None)
 
 
-@router.get("", response_model=Page[ModelOut])
-def list_models(session: SessionDep, tenant: TenantDep, limit: int = Query(50, ge=1, le=1000),
-                offset: int = Query(0, ge=0)) -> Page[ModelOut]:
-    where = TrainedModel.tenant_id == tenant
-    rows = session.exec(select(TrainedModel).where(where).order_by(TrainedModel.created_at.desc(), TrainedModel.id)
-                        .offset(offset).limit(limit)).all()
-    total = session.exec(select(func.count()).select_from(TrainedModel).where(where)).one()
+@router.get("", response_model=Page[ModelOut], summary="List your models, newest first",
+            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(MODEL_EXAMPLE)}}}})
+async def list_models(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
+                      offset: OffsetQuery = 0) -> Page[ModelOut]:
+    """Your models (each succeeded job makes one; imports add more), newest first."""
+    return await db.run(_models_page, tenant, limit, offset)
+
+
+def _models_page(session: Session, tenant: str, limit: int, offset: int) -> Page[ModelOut]:
+    rows, total = results.list_models(session, tenant, limit, offset)
     return Page(items=[_model_out(session, r) for r in rows], total=total)
 
 
-@router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, session: SessionDep, tenant: TenantDep) -> ModelOut:
-    return _model_out(session, owned(session, TrainedModel, model_id, tenant))
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "A zip holding model.safetensors and manifest.json: what GET /v1/models/{id}/download "
+                                "gives, or a directory written by DeepClusterer.save, zipped."}}},
+    "encoding": {"file": {"contentType": "application/zip"}}, "example": {"file": "model.zip"}}}}}
+
+
+@router.post("", status_code=201, response_model=ModelOut, openapi_extra=_IMPORT_BODY,
+             responses=errors(413, 415, codes={400: ("malformed_request", "missing_file"),
+                                               422: ("invalid_model_bundle",)}),
+             summary="Import a model trained elsewhere with the library (a zip of model.safetensors + manifest.json)")
+async def import_bundle(request: Request, response: Response, db: DbDep, store: StoreDep,
+                        settings: SettingsDep, tenant: TenantDep) -> ModelOut:
+    """Import a model bundle; the answer is the new model resource (no job, no dataset), usable by
+    predict and download like any other. The bundle is checked before anything is stored: JSON
+    manifest, safetensors weights (never pickle), a network no larger than its weights, and a model
+    that rebuilds and predicts."""
+    with ExitStack() as stack:
+        form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",))
+        if "file" not in form.files:
+            raise ApiError(400, "missing_file", "The form has no 'file' part; send the zip as multipart field 'file'.")
+        row, weights = await run_in_threadpool(import_model, tenant, form.files["file"].path,
+                                               settings.max_expanded_bytes)
+
+    def store_model(session: Session) -> ModelOut:
+        results.add_model(session, row, weights)
+        session.commit()
+        return _model_out(session, row)
+
+    out = await db.run(store_model)
+    response.headers["Location"] = f"/v1/models/{row.id}"
+    return out
+
+
+@router.get("/{model_id}", response_model=ModelOut, summary="One model", responses=errors(codes=NOT_FOUND))
+async def get_model(model_id: str, db: DbDep, tenant: TenantDep) -> ModelOut:
+    """The model: method, params, input shape, the training job's metrics, source job and dataset."""
+    return await db.run(_model, model_id, tenant)
+
+
+def _model(session: Session, model_id: str, tenant: str) -> ModelOut:
+    row = results.model_row(session, model_id, tenant)
+    if row is None:
+        raise not_found("model", model_id)
+    return _model_out(session, row)
+
+
+@router.delete("/{model_id}", status_code=204, response_class=Response, summary="Delete a model",
+               responses=errors(codes=NOT_FOUND))
+async def delete_model(model_id: str, request: Request, db: DbDep, tenant: TenantDep) -> Response:
+    """Delete the model; its job keeps its labels and metrics (and shows model_id null)."""
+    await db.run(lifecycle.delete_model, tenant, model_id)
+    request.app.state.models.evict([model_id])
+    return Response(status_code=204)
+
+
+@router.get("/{model_id}/download", response_class=Response,
+            responses={**errors(400, codes={**NOT_FOUND, 503: ("database_unavailable", "onnx_unavailable")}),
+                       200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"},
+                                                             "example": "(a zip: model.safetensors, manifest.json)"},
+                                         "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
+                                                                      "example": "(an ONNX model)"}},
+                             "description": "zip: model.safetensors + manifest.json; onnx: the ONNX model"}},
+            summary="Download a model: a zip for DeepClusterer.load, or ONNX (preprocessing included)")
+async def download_model(model_id: str, request: Request, db: DbDep, tenant: TenantDep,
+                         format: Literal["zip", "onnx"] = Query(
+                             "zip", description="zip: model.safetensors + manifest.json, loadable with "
+                                                "DeepClusterer.load once unzipped; onnx: input (N, n_features) "
+                                                "float32 -> probabilities (N, K), embedding (N, d)")) -> Response:
+    """The model as a zip that `DeepClusterer.load` reads once unzipped, or (`?format=onnx`) as an
+    ONNX model of the inference path, preprocessing included: input `input` (N, n_features)
+    float32, raw values as sent to predict; outputs `probabilities` (N, K) and `embedding` (N, d).
+    ONNX export needs the server's optional extra `onnx` (503 without it)."""
+    if await db.run(results.model_card, model_id, tenant) is None:
+        raise not_found("model", model_id)
+    if format == "zip":
+        weights, manifest = await db.run(results.model_bytes, model_id)
+        return Response(bundle_zip(weights, manifest), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{model_id}.zip"'})
+    model = await _cached_model(request, db, model_id)
+    content = await run_in_threadpool(bundle_onnx, model)
+    return Response(content, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{model_id}.onnx"'})
+
+
+async def _cached_model(request: Request, db: Database, model_id: str):
+    """The model from this process's cache, rebuilt from its inference weights on a miss."""
+    cache = request.app.state.models
+    model = cache.get(model_id) or await run_in_threadpool(
+        cache.load, model_id, partial(db.call, results.inference_weights, model_id))
+    if model is None:
+        raise not_found("model", model_id)
+    return model
 
 
 @router.post("/{model_id}/predict", response_model=PredictOut, response_model_exclude_none=True,
-             openapi_extra=_PREDICT_BODY, responses={415: {"model": ErrorBody, "description": "Unsupported format"}},
+             openapi_extra=_PREDICT_BODY,
+             responses={**errors(413, codes={400: ("malformed_request", "missing_file"), **NOT_FOUND,
+                                             415: ("unsupported_media_type", "unsupported_format"),
+                                             422: ("invalid_request", "invalid_instances", "wrong_shape",
+                                                   "ragged_rows", "non_numeric", "non_finite", *UPLOAD_ERRORS[2:],
+                                                   "label_column_unsupported", "unknown_label_column",
+                                                   "image_input_unsupported", *ARCHIVE_ERRORS[:8])}),
+                        200: {"description": "Labels and probabilities (and embeddings with `?embeddings=true`). "
+                                             "With `Accept: application/x-npy`, one structured `.npy` with the "
+                                             "fields `labels` (int64), `probabilities` and `embeddings` (float32 "
+                                             "rows): `np.load(f)[\"labels\"]`.",
+                              "content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"},
+                                                           "example": "(a .npy file: np.load(f)['labels'])"}}}},
              summary="Cluster new samples: JSON instances or an uploaded file")
-async def predict_model(model_id: str, request: Request, session: SessionDep, store: StoreDep,
+async def predict_model(model_id: str, request: Request, db: DbDep, store: StoreDep,
                         settings: SettingsDep, tenant: TenantDep,
-                        embeddings: bool = Query(False, description="Also return the latent vectors")) -> dict:
-    row = await run_in_threadpool(owned, session, TrainedModel, model_id, tenant)
-    model = await run_in_threadpool(request.app.state.models.get, row)
+                        embeddings: bool = Query(False, description="Also return the latent vectors")) -> Response:
+    """The cluster and soft assignment of each row: JSON `{"instances": [[...], ...]}`, or a
+    multipart `file` in any dataset format, one image or an image archive (with `label_column` to
+    drop a label column). Rows are preprocessed exactly as the training data was; a wrong width or
+    shape, NaN or infinity is a 422. `Accept: application/x-npy` answers one `.npy`."""
+    # Ownership and input shape from a few small columns; the weights are read once per process.
+    card = await db.run(results.model_card, model_id, tenant)
+    if card is None:
+        raise not_found("model", model_id)
+    model = await _cached_model(request, db, model_id)
+    npy = wants_npy(request.headers.get("accept", ""))
+    media_type = NPY_MEDIA_TYPE if npy else "application/json"
     if is_multipart(request):
         with ExitStack() as stack:
-            form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",))
+            form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",),
+                                      text_fields=("label_column",))
             if "file" not in form.files:
                 raise ApiError(400, "missing_file", "The form has no 'file' part.")
             upload = form.files["file"]
             x_path = stack.enter_context(store.staging_file(".npy"))
 
-            def from_file() -> dict:
-                canonicalize(upload.path, detect_format(upload.filename, upload.path), x_path,
-                             staging=store.staging_file, max_expanded_bytes=settings.max_expanded_bytes)
-                return predict(model, check_shape(open_array(x_path), row.sample_shape), embeddings)
+            def from_file() -> bytes:
+                X = image_rows(upload, card, model, x_path, settings)  # an image or an image archive
+                if X is None:
+                    canonicalize(upload.path, detect_format(upload.filename, upload.path), x_path,
+                                 staging=store.staging_file, max_expanded_bytes=settings.max_expanded_bytes,
+                                 label_column=form.fields.get("label_column") or None, min_samples=1,
+                                 max_columns=settings.max_columns, durable=False)
+                    X = open_array(x_path)
+                return answer(model, check_shape(X, card.sample_shape), embeddings, npy)
 
-            return await run_in_threadpool(from_file)
+            return Response(await run_in_threadpool(from_file), media_type=media_type)
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise ApiError(415, "unsupported_media_type", "Send JSON {\"instances\": [[...], ...]} or a multipart 'file'.")
-    try:
-        body = PredictIn.model_validate(json.loads(await request.body()))
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_request", f"The body is not valid JSON: {exc}") from None
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", "The body must be {\"instances\": [[...], ...]}.",
-                       {"errors": json.loads(exc.json(include_url=False, include_input=False))}) from None
-    X = check_shape(instances_array(body.instances), row.sample_shape)
-    return await run_in_threadpool(predict, model, X, embeddings)
+    body = await request.body()
+    content = await run_in_threadpool(answer_json, model, body, card.sample_shape, embeddings, npy)
+    return Response(content, media_type=media_type)

@@ -1,6 +1,8 @@
 """The method registry: one module per method, each registered by name."""
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 
 from .base import ClusteringMethod
@@ -9,13 +11,16 @@ _REGISTRY: dict[str, type[ClusteringMethod]] = {}
 
 
 def register(cls: type[ClusteringMethod]) -> type[ClusteringMethod]:
+    """Class decorator: add a method to the registry (its tiny preset must be valid params)."""
+    cls.parse(cls.tiny_preset)
     _REGISTRY[cls.name] = cls
     return cls
 
 
 @dataclass(frozen=True)
 class MethodInfo:
-    """A method as the outside sees it: name, accepted input kinds, params schema and defaults."""
+    """A method as the outside sees it: name, accepted input kinds, params schema and defaults,
+    and ``tiny_preset``: params that train it in about a second on small data (for tests)."""
 
     name: str
     summary: str
@@ -23,14 +28,22 @@ class MethodInfo:
     params_schema: dict = field(repr=False)
     defaults: dict = field(repr=False)
     cls: type[ClusteringMethod] = field(repr=False)
+    tiny_preset: dict = field(repr=False, default_factory=dict)
 
     def validate(self, params: dict | None) -> dict:
         return self.cls.validate(params)
 
+    def check_input(self, sample_shape, params: dict | None = None) -> None:
+        """``ValueError`` naming what fits when this method cannot train on samples of
+        ``sample_shape`` (e.g. an image size its network cannot take); see ``check_sample_shape``."""
+        from ._image import check_sample_shape
+
+        check_sample_shape(self.name, sample_shape, params)
+
 
 def _info(cls: type[ClusteringMethod]) -> MethodInfo:
     return MethodInfo(cls.name, cls.summary, cls.input_kinds, cls.params_model.model_json_schema(),
-                      cls.params_model().model_dump(), cls)
+                      cls.params_model().model_dump(), cls, dict(cls.tiny_preset))
 
 
 def get_method(name: str) -> MethodInfo:
@@ -43,5 +56,18 @@ def list_methods() -> list[MethodInfo]:
     return [_info(cls) for _, cls in sorted(_REGISTRY.items())]
 
 
-# Importing a method module registers it.
-from . import cdc, dccf, dec, idec, kmeans  # noqa: E402,F401
+def param_names() -> set[str]:
+    """Every param name of every registered method."""
+    return {name for cls in _REGISTRY.values() for name in cls.params_model.model_fields}
+
+
+def tiny_preset(name: str) -> dict:
+    """Params that train method ``name`` in about a second on a few hundred small samples."""
+    return get_method(name).tiny_preset
+
+
+# Every module of this package but ``base`` (and private ``_*`` ones) is a method: importing it
+# registers it, so adding a method is adding its module.
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base" and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")

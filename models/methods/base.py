@@ -1,4 +1,5 @@
-"""What a clustering method is: a params schema with its paper's defaults, and a training recipe.
+"""What a clustering method is: a params schema with its paper's defaults, a network, and the
+phases the training loop runs (``models.training``).
 
 A method module subclasses ``ClusteringMethod`` (or ``AutoencoderMethod`` for the deep ones) and
 registers it with ``@register``; nothing else in the library needs to change.
@@ -8,14 +9,12 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..data import ArrayData
+from ..contract import ClusterNetwork
 from ..errors import InvalidParams
 from ..networks import INITS, ClusterModel, DenseAutoencoder
-from ..training import Run, kmeans_init, make_optimizer, pretrain_autoencoder
-from ..training.pretrain import reconstruction_objective
+from ..training import KMeansInitPhase, Phase, PretrainPhase, make_optimizer, reconstruction_objective
 
 InputKind = Literal["features", "images"]
 
@@ -41,13 +40,17 @@ class AutoencoderParams(Params):
 
 
 class ClusteringMethod:
-    """A registered method. Subclasses set the class attributes and implement ``train``."""
+    """A registered method. Subclasses set the class attributes and implement ``build_model`` and
+    ``phases``; the loop runs the phases (nothing overrides the loop)."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     input_kinds: ClassVar[tuple[str, ...]] = ("features", "images")
     params_model: ClassVar[type[Params]]
     centers_space: ClassVar[str] = "embedding"
+    # Params for a run of about a second on a few hundred small samples: what the contract
+    # tests (tests/models/test_contract.py) and the service tests train every method with.
+    tiny_preset: ClassVar[dict] = {}
 
     def __init__(self, params: Params, n_clusters: int, seed: int):
         self.params = params
@@ -74,15 +77,13 @@ class ClusteringMethod:
                 errors.append({"param": param, "message": message})
             raise InvalidParams(cls.name, errors) from None
 
-    def build_model(self, sample_shape: tuple[int, ...]) -> ClusterModel:
+    def build_model(self, sample_shape: tuple[int, ...]) -> ClusterNetwork:
+        """The untrained network (the RNG is seeded just before: its init is reproducible)."""
         raise NotImplementedError
 
-    @classmethod
-    def model_from_spec(cls, spec: dict) -> ClusterModel:
-        return ClusterModel.from_spec(spec)
-
-    def train(self, model: ClusterModel, data: ArrayData, run: Run, *,
-              pretrained: dict | None, resume: dict | None) -> None:
+    def phases(self, n_samples: int, *, pretrained: bool) -> list[Phase]:
+        """The phases to run, in order. ``pretrained``: the autoencoder already holds reused
+        weights (``fit(pretrained=...)``), so there is nothing to pretrain."""
         raise NotImplementedError
 
 
@@ -100,34 +101,18 @@ class AutoencoderMethod(ClusteringMethod):
         """The pretraining loss; methods with extra terms (CDC, DCCF) override it."""
         return reconstruction_objective(autoencoder, x)
 
-    def finetune(self, model: ClusterModel, data: ArrayData, run: Run, initial_labels: np.ndarray,
-                 resume: dict | None) -> None:
+    def pretrain_phase(self) -> Phase:
+        p = self.params
+        return PretrainPhase(
+            self.pretrain_objective,
+            lambda ae: make_optimizer(ae.parameters(), p.pretrain_optimizer, p.pretrain_lr, p.pretrain_momentum),
+            epochs=p.pretrain_epochs, batch_size=p.pretrain_batch_size)
+
+    def init_phase(self) -> Phase:
+        return KMeansInitPhase(n_init=self.params.kmeans_n_init, seed=self.seed)
+
+    def finetune_phase(self, n_samples: int) -> Phase:
         raise NotImplementedError
 
-    def train(self, model, data, run, *, pretrained, resume):
-        p = self.params
-        ae = model.autoencoder
-        phase = resume["phase"] if resume else None
-        if phase == "finetune":
-            model.load_state_dict(resume["model"])
-            run.base_state["pretrained"] = resume["pretrained"]
-            self.finetune(model, data, run, None, resume)
-            return
-        if pretrained is not None:
-            ae.load_state_dict(pretrained)
-        else:
-            optimizer = make_optimizer(ae.parameters(), p.pretrain_optimizer, p.pretrain_lr, p.pretrain_momentum)
-            start = 0
-            if phase == "pretrain":
-                ae.load_state_dict(resume["model"])
-                optimizer.load_state_dict(resume["optimizer"])
-                start = int(resume["epoch"])
-            pretrain_autoencoder(ae, data, optimizer, epochs=p.pretrain_epochs,
-                                 batch_size=p.pretrain_batch_size, seed=self.seed, run=run,
-                                 objective=self.pretrain_objective, start_epoch=start)
-        # Kept with the fitted model and in every later checkpoint, for `pretrained=` reuse.
-        run.base_state["pretrained"] = {k: v.detach().cpu().clone() for k, v in ae.state_dict().items()}
-        run.callbacks.on_phase_begin("init", 1)
-        labels = kmeans_init(model, data, n_init=p.kmeans_n_init, seed=self.seed)
-        run.callbacks.raise_if_stopped()
-        self.finetune(model, data, run, labels, None)
+    def phases(self, n_samples, *, pretrained):
+        return [*([] if pretrained else [self.pretrain_phase()]), self.init_phase(), self.finetune_phase(n_samples)]

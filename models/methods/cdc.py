@@ -19,7 +19,6 @@ from torch.func import functional_call
 
 from ..losses import kl_divergence, reconstruction_loss
 from ..pairwise import affinity_loss, correlation_loss, embedding_target
-from ..training import ClusteringSchedule
 from . import register
 from .dec import DEC, DECParams
 
@@ -48,15 +47,14 @@ class CDC(DEC):
     summary = ("CDC: autoencoder pretrained with pairwise Student-t correlation losses, fine-tuned on "
                "DEC's KL plus an affinity loss and correlation regularisers.")
     params_model = CDCParams
+    tiny_preset = {**DEC.tiny_preset}
+    # The code's order: data order first, reshuffled each time the index wraps; the last short
+    # batch is used.
+    batch_order = "sequential_then_shuffle"
 
     @property
     def norm(self) -> str:
         return "row" if self.params.variant == "code" else "global"
-
-    def schedule(self) -> ClusteringSchedule:
-        p = self.params
-        # Data order first, reshuffled each time the index wraps; the last short batch is used.
-        return ClusteringSchedule(p.maxiter, p.update_interval, p.batch_size, p.tol, "sequential_then_shuffle")
 
     def finetune_parameters(self, model):
         return list(model.parameters())

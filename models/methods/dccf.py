@@ -19,7 +19,7 @@ from ..contractive import ESTIMATORS, encode_with_jacobian_norm
 from ..focal import FOCAL_KINDS, focal_loss
 from ..losses import kl_divergence, reconstruction_loss
 from ..networks import INITS
-from ..training import ClusteringSchedule, make_optimizer, run_clustering
+from ..training import TargetPhase, make_optimizer
 from . import register
 from .base import AutoencoderMethod, AutoencoderParams
 
@@ -65,6 +65,8 @@ class DCCF(AutoencoderMethod):
     summary = ("DCCF: contractive autoencoder (exact Jacobian Frobenius penalty) with DEC's KL "
                "clustering loss plus an unsupervised focal loss on target pseudo-labels.")
     params_model = DCCFParams
+    tiny_preset = {"hidden_dims": [16], "pretrain_epochs": 3, "pretrain_batch_size": 16, "max_epochs": 3,
+                   "batch_size": 16, "kmeans_n_init": 2}
 
     def __init__(self, params, n_clusters, seed):
         if params.embedding_dim is None:  # d' = K (paper §4.1)
@@ -104,17 +106,14 @@ class DCCF(AutoencoderMethod):
         terms["loss"] = terms["loss"] + p.clustering_weight * clustering
         return terms
 
-    def schedule(self, n_samples: int) -> ClusteringSchedule:
+    def finetune_phase(self, n_samples):
         """Epochs in iterations: the target is updated before every ``update_interval``-th epoch."""
         p = self.params
         per_epoch = math.ceil(n_samples / p.batch_size)
-        return ClusteringSchedule(p.max_epochs * per_epoch, p.update_interval * per_epoch, p.batch_size,
-                                  p.tol, p.batch_order)
+        return TargetPhase(self.batch_loss, self.finetune_optimizer, maxiter=p.max_epochs * per_epoch,
+                           update_interval=p.update_interval * per_epoch, batch_size=p.batch_size, tol=p.tol,
+                           order=p.batch_order)
 
-    def finetune(self, model, data, run, initial_labels, resume):
+    def finetune_optimizer(self, model):
         p = self.params
-        optimizer = make_optimizer(model.parameters(), p.optimizer, p.lr, p.momentum)
-        if resume is not None:
-            optimizer.load_state_dict(resume["optimizer"])
-        run_clustering(model, data, optimizer, self.batch_loss, self.schedule(len(data)), seed=self.seed,
-                       run=run, initial_labels=initial_labels, resume=resume)
+        return make_optimizer(model.parameters(), p.optimizer, p.lr, p.momentum)

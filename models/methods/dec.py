@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..losses import kl_divergence
-from ..training import ClusteringSchedule, make_optimizer, run_clustering
+from ..training import TargetPhase, make_optimizer
 from . import register
 from .base import AutoencoderMethod, AutoencoderParams
 
@@ -28,10 +28,19 @@ class DEC(AutoencoderMethod):
     name = "dec"
     summary = "Deep Embedded Clustering: pretrained autoencoder, then KL(P‖Q) self-training of the encoder."
     params_model = DECParams
+    tiny_preset = {"hidden_dims": [16], "embedding_dim": 2, "pretrain_epochs": 3, "pretrain_batch_size": 16,
+                   "maxiter": 20, "update_interval": 5, "batch_size": 16, "kmeans_n_init": 2}
+    batch_order = "sequential"  # DEC-keras
 
-    def schedule(self) -> ClusteringSchedule:
+    def finetune_phase(self, n_samples):
         p = self.params
-        return ClusteringSchedule(p.maxiter, p.update_interval, p.batch_size, p.tol, "sequential")
+        return TargetPhase(self.batch_loss, self.finetune_optimizer, maxiter=p.maxiter,
+                           update_interval=p.update_interval, batch_size=p.batch_size, tol=p.tol,
+                           order=self.batch_order)
+
+    def finetune_optimizer(self, model):
+        p = self.params
+        return make_optimizer(self.finetune_parameters(model), p.optimizer, p.lr, p.momentum)
 
     def finetune_parameters(self, model):
         """DEC drops the decoder: only the encoder and the centres move."""
@@ -40,11 +49,3 @@ class DEC(AutoencoderMethod):
     def batch_loss(self, model, x, target):
         kl = kl_divergence(target, model(x), self.params.kl_reduction)
         return {"loss": kl, "kl": kl}
-
-    def finetune(self, model, data, run, initial_labels, resume):
-        p = self.params
-        optimizer = make_optimizer(self.finetune_parameters(model), p.optimizer, p.lr, p.momentum)
-        if resume is not None:
-            optimizer.load_state_dict(resume["optimizer"])
-        run_clustering(model, data, optimizer, self.batch_loss, self.schedule(), seed=self.seed, run=run,
-                       initial_labels=initial_labels, resume=resume)

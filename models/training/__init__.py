@@ -1,11 +1,14 @@
-"""Training machinery shared by every method: pretraining, k-means init, the clustering loop."""
-from .clustering import ClusteringSchedule, predict_soft, run_clustering
-from .init import kmeans_init
+"""Training machinery shared by every method: the loop, its phase interface, and the phases the
+DEC family is made of (pretraining, k-means init, target fine-tuning)."""
+from .clustering import TargetPhase, predict_soft
+from .init import KMeansInitPhase, embed_all, kmeans_init
+from .loop import train
 from .optim import make_optimizer
-from .pretrain import pretrain_autoencoder
+from .phase import Batch, Phase, Transform
+from .pretrain import PretrainPhase, reconstruction_objective
 from .run import Run
 
 __all__ = [
-    "ClusteringSchedule", "Run", "kmeans_init", "make_optimizer", "predict_soft",
-    "pretrain_autoencoder", "run_clustering",
+    "Batch", "KMeansInitPhase", "Phase", "PretrainPhase", "Run", "TargetPhase", "Transform", "embed_all",
+    "kmeans_init", "make_optimizer", "predict_soft", "reconstruction_objective", "train",
 ]

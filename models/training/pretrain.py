@@ -1,4 +1,4 @@
-"""Autoencoder pretraining, shared by every deep method."""
+"""Autoencoder pretraining as a phase, shared by every deep method."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,11 +6,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..data import ArrayData
 from ..losses import reconstruction_loss
-from .run import Run, accumulate
+from ..phases import PRETRAIN
+from .phase import Batch, Phase, Transform
 
-LossFn = Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]]
+Objective = Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]]
+OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
 
 
 def reconstruction_objective(autoencoder: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -20,29 +21,30 @@ def reconstruction_objective(autoencoder: nn.Module, x: torch.Tensor) -> dict[st
     return {"loss": rec, "reconstruction": rec}
 
 
-def pretrain_autoencoder(autoencoder: nn.Module, data: ArrayData, optimizer: torch.optim.Optimizer, *,
-                         epochs: int, batch_size: int, seed: int, run: Run,
-                         objective: LossFn = reconstruction_objective, start_epoch: int = 0) -> None:
-    """Train ``autoencoder`` on ``objective`` for ``epochs`` shuffled passes.
+class PretrainPhase(Phase):
+    """``epochs`` shuffled passes of ``objective(model.autoencoder, x)``.
 
-    After every epoch the history gets a row and the callbacks get a checkpoint; training can be
-    resumed at ``start_epoch`` with the model and optimiser state of that checkpoint.
+    ``optimizer`` builds the optimiser from the autoencoder. At the end the autoencoder's
+    weights are kept (``run.base_state["pretrained"]``): they go into every later checkpoint and
+    the fitted model, so another run can reuse them (``fit(pretrained=...)``).
     """
-    run.callbacks.on_phase_begin("pretrain", epochs)
-    n = len(data)
-    for epoch in range(start_epoch, epochs):
-        autoencoder.train()
-        order = data.order(epoch, seed, "shuffle")
-        sums: dict[str, torch.Tensor] = {}
-        for start in range(0, n, batch_size):
-            x = data.rows(order[start:start + batch_size])
-            terms = objective(autoencoder, x)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            accumulate(sums, terms, len(x))
-        run.end_epoch("pretrain", epoch, epochs, sums, n)
-        run.checkpoint(phase="pretrain", epoch=epoch + 1,
-                       model=autoencoder.state_dict(), optimizer=optimizer.state_dict())
-        run.callbacks.raise_if_stopped()
 
+    name = PRETRAIN
+
+    def __init__(self, objective: Objective, optimizer: OptimizerFactory, *, epochs: int, batch_size: int,
+                 order: str = "shuffle", drop_last: bool = False, transform: Transform | None = None):
+        self.objective, self.make_optimizer, self.n_epochs = objective, optimizer, epochs
+        self.batch_size, self.order, self.drop_last, self.transform = batch_size, order, drop_last, transform
+
+    def iterations(self, n_samples):
+        return self.n_epochs * self.iterations_per_epoch(n_samples)
+
+    def optimizer(self, model):
+        return self.make_optimizer(model.autoencoder)
+
+    def step(self, model, batch: Batch):
+        return self.objective(model.autoencoder, batch.x)
+
+    def end(self, model, data, run):
+        run.base_state["pretrained"] = {k: v.detach().cpu().clone()
+                                        for k, v in model.autoencoder.state_dict().items()}

@@ -1,19 +1,22 @@
-"""Bookkeeping of one ``fit``: history rows, callbacks, and the state every checkpoint carries."""
+"""Bookkeeping of one ``fit``: history rows, callbacks, labels, and what every checkpoint carries."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..callbacks import CallbackList
 
 
 class Run:
-    """What a training phase needs to report: it appends history rows, fans out callbacks and
-    builds resumable checkpoints from the phase's own state plus ``base_state``."""
+    """What the loop and the phases report through: history rows, callbacks, the latest labels,
+    and ``base_state``, the values every checkpoint carries besides the loop's own (the method
+    name, the scaler, the pretrained autoencoder once there is one)."""
 
     def __init__(self, callbacks: CallbackList, base_state: dict, history: list[dict] | None = None):
         self.callbacks = callbacks
         self.base_state = base_state
         self.history: list[dict] = list(history or [])
+        self.last_labels: np.ndarray | None = None
 
     def end_epoch(self, phase: str, epoch: int, epochs: int, sums: dict[str, torch.Tensor], count: int,
                   extra: dict[str, float] | None = None) -> dict[str, float]:
@@ -24,8 +27,18 @@ class Run:
         self.callbacks.on_epoch_end(phase, epoch, epochs, logs)
         return logs
 
+    def report_labels(self, phase: str, iteration: int, labels: np.ndarray, label_change: float | None) -> None:
+        """A phase produced labels for every sample (a target update, k-means, an epoch's argmax)."""
+        self.last_labels = labels
+        self.callbacks.on_labels(phase, iteration, labels, label_change)
+
+    @property
+    def wants_checkpoints(self) -> bool:
+        """Building a checkpoint copies the model: skipped when no callback listens."""
+        return self.callbacks.wants_checkpoints
+
     def checkpoint(self, **state) -> None:
-        """Offer a resumable point; the state is copied to CPU only if some callback wants it."""
+        """Offer a resumable point: a CPU copy of ``base_state``, ``state`` and the history."""
         if self.callbacks.wants_checkpoints:
             self.callbacks.on_checkpoint(snapshot({**self.base_state, **state, "history": self.history}))
 
@@ -38,6 +51,17 @@ def snapshot(obj):
         return {k: snapshot(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+def to_device(obj, device: torch.device):
+    """``obj`` with every tensor moved to ``device`` (a checkpoint's phase state, on resume)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
     return obj
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import Callback, DeepClusterer, TrainingCancelled
+from models import FINETUNE, Callback, DeepClusterer, TrainingCancelled
 from models.metrics import cluster_accuracy
 
 NET = {"hidden_dims": [32, 32], "embedding_dim": 5, "pretrain_epochs": 10, "pretrain_batch_size": 64,
@@ -32,9 +32,10 @@ class Recorder(Callback):
     def __init__(self, stop_after=None):
         self.iterations, self.changes, self.states, self.stop_after = [], [], [], stop_after
 
-    def on_target_update(self, iteration, labels, label_change):
-        self.iterations.append(iteration)
-        self.changes.append(label_change)
+    def on_labels(self, phase, iteration, labels, label_change):
+        if phase == FINETUNE:  # the target updates
+            self.iterations.append(iteration)
+            self.changes.append(label_change)
 
     def on_checkpoint(self, state):
         self.states.append(state)

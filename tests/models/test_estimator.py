@@ -3,6 +3,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from models import DeepClusterer, InvalidParams
@@ -105,3 +106,49 @@ def test_memmap_is_never_copied_whole(tmp_path, tiny):
     finally:
         tracemalloc.stop()
     assert peak < mm.nbytes / 4, f"peak numpy allocation {peak / 1e6:.1f} MB for a {mm.nbytes / 1e6:.0f} MB memmap"
+
+
+def test_assigning_a_method_param_is_set_params(blobs, tiny):
+    X, _ = blobs
+    tiny.update(maxiter=40, tol=0.0)
+    est = DeepClusterer("dec", 4, random_state=0, scaling="standard", **tiny)
+    est.maxiter = 5
+    assert est.maxiter == 5 and est.get_params()["maxiter"] == 5 and "maxiter" not in vars(est)
+    assert clone(est).get_params()["maxiter"] == 5
+    est.fit(X)
+    assert est.params_["maxiter"] == 5
+    assert len([h for h in est.history_ if h["phase"] == "finetune"]) == 1  # 5 iterations of 10 per epoch
+    same = DeepClusterer("dec", 4, random_state=0, scaling="standard", **tiny).set_params(maxiter=5).fit(X)
+    assert same.history_ == est.history_
+    # Any other public name stays a plain attribute, as on every scikit-learn estimator.
+    est.note = "mine"
+    assert "note" not in est.get_params() and est.note == "mine"
+    # Another method's param is a param too, so fit says loudly that this method has none such.
+    km = DeepClusterer("kmeans", 4, random_state=0)
+    km.maxiter = 5
+    with pytest.raises(InvalidParams, match="maxiter: unknown parameter"):
+        km.fit(X)
+
+
+def test_inference_fast_path_gives_the_general_paths_numbers(tmp_path, blobs, tiny):
+    X, _ = blobs
+    est = DeepClusterer("dec", 4, random_state=0, scaling="standard", **tiny).fit(X)
+    proba = est.predict_proba(X)
+    np.save(tmp_path / "x.npy", X)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")  # read row by row through ArrayData
+    np.testing.assert_array_equal(est.predict_proba(mapped), proba)
+    np.testing.assert_array_equal(est.predict_proba(X.tolist()), est.predict_proba(X.astype(np.float64)))
+    np.testing.assert_array_equal(est.transform(mapped), est.transform(X))
+    assert est.predict_proba(np.tile(X, (7, 1))).shape == (4200, 4)  # more than one chunk
+    with pytest.raises(ValueError, match="NaN"):
+        est.predict(np.where(np.eye(2, 20) > 0, np.nan, 0.0))
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :5])
+    with pytest.raises(NotFittedError):
+        DeepClusterer("dec", 4).predict(X)
+
+
+def test_large_freed_blocks_go_back_to_the_os():
+    from models.memory import return_large_blocks
+
+    assert return_large_blocks() and return_large_blocks()  # glibc here; once per process

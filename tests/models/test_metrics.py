@@ -45,11 +45,13 @@ def test_silhouette_is_sampled_and_seeded_on_large_data():
     a, b = internal_metrics(X, y, random_state=1), internal_metrics(X, y, random_state=1)
     assert a == b
     assert internal_metrics(X, y, random_state=2)["silhouette"] != a["silhouette"]
+    assert clustering_report(X, y)["silhouette_sample_size"] == SILHOUETTE_MAX_SAMPLES == 2_000
 
 
 def test_report_shape():
     X, y = make_blobs(100, centers=2, random_state=0)
     report = clustering_report(X, y, y_true=y, n_clusters=3)
     assert report["cluster_sizes"] == [50, 50, 0]
+    assert report["silhouette_sample_size"] == 100
     assert report["external"] == {"acc": 1.0, "nmi": pytest.approx(1.0), "ari": 1.0}
     assert clustering_report(X, y)["external"] is None

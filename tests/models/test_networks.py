@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from models.networks import ClusterModel, DenseAutoencoder, build_autoencoder
+from models.networks import ClusterModel, DenseAutoencoder, build_network
 
 
 def linears(module):
@@ -49,5 +49,5 @@ def test_spec_rebuilds_the_same_architecture():
     rebuilt.load_state_dict(model.state_dict())
     x = torch.randn(7, 20)
     torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="unknown autoencoder type"):
-        build_autoencoder({"type": "conv"})
+    with pytest.raises(ValueError, match="unknown network type 'no-such-net'"):
+        build_network({"type": "no-such-net"})

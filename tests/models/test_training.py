@@ -3,7 +3,7 @@ iterations, tolerance stop on label change, sequential batches."""
 import numpy as np
 import torch
 
-from models import Callback, DeepClusterer
+from models import FINETUNE, Callback, DeepClusterer
 from models.data import batch_order
 
 
@@ -11,8 +11,9 @@ class TargetLog(Callback):
     def __init__(self):
         self.updates = []
 
-    def on_target_update(self, iteration, labels, label_change):
-        self.updates.append((iteration, len(labels), label_change))
+    def on_labels(self, phase, iteration, labels, label_change):
+        if phase == FINETUNE:  # the target updates
+            self.updates.append((iteration, len(labels), label_change))
 
 
 def test_target_every_update_interval_until_maxiter(blobs, tiny):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -14,16 +16,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from app.auth import create_key
-from app.db import engine_for, new_session
+from app.core.db import dispose_engines, engine_for, new_session
+from app.core.migrate import upgrade
+from app.core.settings import Settings
 from app.main import create_app
-from app.migrate import upgrade
-from app.settings import Settings
 
 PG_URL = os.environ.get("DEEPCLUST_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DEEPCLUST_TEST_REDIS", "redis://127.0.0.1:6379")
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-# The shared datasets sit beside the repository (../shared), never inside it.
-USPS = Path(os.environ.get("DEEPCLUST_TEST_USPS", Path(__file__).resolve().parents[3] / "shared/datasets/usps.npz"))
 
 # A small network and a few steps: a DEC job on a few hundred samples trains in seconds.
 TINY_DEC = {"params": {"hidden_dims": [32, 32], "embedding_dim": 5, "maxiter": 60, "update_interval": 20,
@@ -42,7 +42,7 @@ class PostgresSchema:
         self.url = f"{PG_URL}?options=-csearch_path%3D{self.name}"
 
     def drop(self) -> None:
-        engine_for(self.url).dispose()
+        dispose_engines(self.url)
         with self._admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
         self._admin.dispose()
@@ -68,7 +68,44 @@ class Backend:
         return self.settings.data_dir
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+# -- PostgreSQL and Redis: checked once, before any test runs ---------------------------------------
+
+def _answers(url: str, default_port: int) -> str | None:
+    """None when something listens at the URL's host and port, else why not."""
+    parsed = urlsplit(url.replace("postgresql+psycopg2", "postgresql"))
+    try:
+        socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+SERVICES = {"postgresql": ("PostgreSQL", PG_URL, 5432, "DEEPCLUST_TEST_POSTGRES",
+                           "docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16"),
+            "redis": ("Redis", REDIS_URL, 6379, "DEEPCLUST_TEST_REDIS", "docker run -d -p 6379:6379 redis:7")}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(*services): the test needs 'postgresql' and/or 'redis' running")
+
+
+def pytest_collection_finish(session):
+    """Fail in seconds, saying how to start them, when the selected tests need PostgreSQL or Redis
+    and they are not there (instead of a connection traceback in the middle of the run)."""
+    needed = sorted({name for item in session.items for mark in item.iter_markers("needs") for name in mark.args})
+    down = [(SERVICES[name], why) for name in needed if (why := _answers(SERVICES[name][1], SERVICES[name][2]))]
+    if not down:
+        return
+    lines = [f"The selected tests need {' and '.join(SERVICES[n][0] for n in needed)}; not answering:"]
+    for (label, url, _, env, start), why in down:
+        lines.append(f"  {label} at {url} ({why}); start one with:  {start}")
+        lines.append(f"    (or your distribution's package, or point {env} at another)")
+    lines.append("`.ci/run` starts both on a machine with the packages installed. To run only the tests that "
+                 "need neither: pytest -m 'not needs'")
+    pytest.exit("\n".join(lines), returncode=4)
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.needs("postgresql"))])
 def backend(request, tmp_path_factory) -> Backend:
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     if request.param == "sqlite":
@@ -118,12 +155,44 @@ def upload(client: TestClient, filename: str, content: bytes, **fields):
     return client.post("/v1/datasets", files=files, data=fields)
 
 
-def usps_slice(n: int) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(USPS) as data:
-        return data["x"][:n], data["y"][:n]
+def digits(n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (1797 labelled samples, 64 features in [0, 1])."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X[:n] / 16).astype(np.float32), y[:n]
 
 
 def artifacts(data_dir: Path) -> list[str]:
     """Every file of the artifact store (staging included), relative to it."""
     root = data_dir / "artifacts"
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+# -- a real `deepclust serve` with auth on, shared by the client and CLI tests --------------------
+
+@dataclass
+class Served:
+    url: str
+    key: str
+    server: object  # processes.Program
+    tmp: Path
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory) -> Served:
+    import subprocess
+
+    from .processes import DEEPCLUST, clean_env, start_server
+
+    tmp = tmp_path_factory.mktemp("served")
+    env = clean_env(auth="enabled", progress_interval_seconds=0.2, heartbeat_seconds=1)
+    made = subprocess.run([DEEPCLUST, "keys", "create", "--name", "tester"], env=env, cwd=tmp,
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    server, http = start_server(tmp, env)
+    http.close()
+    try:
+        yield Served(str(http.base_url).rstrip("/"), made.stdout.strip().splitlines()[-1], server, tmp)
+    finally:
+        server.stop()

@@ -1,9 +1,10 @@
-"""The user journey of the issue, against a running service: upload USPS with labels, train DEC,
+"""The user journey of the issue, against a running service: upload digits with labels, train DEC,
 read labels, centroids and metrics, predict training rows and get their stored labels back."""
 from __future__ import annotations
 
 import os
 import signal
+
 import httpx
 import numpy as np
 from sqlalchemy import create_engine, text
@@ -51,10 +52,10 @@ def check_results(client: httpx.Client, job: dict, X: np.ndarray, y: np.ndarray,
 
 
 def run_journey(client: httpx.Client, files: dict, X: np.ndarray, y: np.ndarray, predict_file: bool) -> dict:
-    r = client.post("/v1/datasets", files=files, data={"name": "usps slice"})
+    r = client.post("/v1/datasets", files=files, data={"name": "digits slice"})
     assert r.status_code == 201, r.text
     dataset = r.json()
-    assert (dataset["n_samples"], dataset["n_features"], dataset["n_classes"]) == (len(X), 256, 10)
+    assert (dataset["n_samples"], dataset["n_features"], dataset["n_classes"]) == (len(X), X.shape[1], 10)
     job = train_dec(client, dataset["id"])
     job = wait_for_job(client, job["id"], {"succeeded", "failed", "cancelled"})
     assert job["status"] == "succeeded", job

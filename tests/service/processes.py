@@ -6,11 +6,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import uvicorn
 
 DEEPCLUST = str(Path(sys.executable).parent / "deepclust")
 
@@ -90,3 +92,28 @@ def wait_for_job(client: httpx.Client, job_id: str, statuses: set[str], timeout:
         return job if job["status"] in statuses else None
 
     return wait_until(reached, timeout, f"job {job_id} to reach {statuses}", interval=0.5)
+
+
+class ServerThread:
+    """An app under a real uvicorn in a thread of the test process: real sockets, the test's own logging."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

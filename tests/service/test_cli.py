@@ -1,15 +1,18 @@
-"""The `deepclust` commands a person types: keys create (a working key, shown once), migrate."""
+"""The `deepclust` commands an operator types: keys create (a working key, shown once), migrate, serve."""
 from __future__ import annotations
 
+import socket
 import subprocess
+
+import httpx
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect
 
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 
-from .processes import DEEPCLUST, clean_env
+from .processes import DEEPCLUST, Program, clean_env, free_port, wait_until
 
 
 def run(tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -41,3 +44,25 @@ def test_migrate_up_and_down(tmp_path):
     assert run(tmp_path, "migrate").returncode == 0
     down = run(tmp_path, "migrate", "--downgrade", "base")
     assert down.returncode == 0 and "at base" in down.stdout
+
+
+def test_serve_prints_its_banner_once_it_answers(tmp_path):
+    port = free_port()
+    server = Program([DEEPCLUST, "serve", "--port", str(port)], clean_env(), tmp_path, tmp_path / "serve.log")
+    try:
+        wait_until(lambda: "deepclust API at" in server.output() or server.process.poll() is not None, 180,
+                   "the banner")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200  # no retry needed
+    finally:
+        server.stop()
+
+
+def test_serve_on_a_busy_port_says_so_and_prints_no_banner(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "deepclust API at" not in result.stdout + result.stderr

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import redis
 
-from .conftest import REDIS_URL, PostgresSchema, usps_slice
+from .conftest import REDIS_URL, PostgresSchema, digits
+
+pytestmark = pytest.mark.needs("postgresql", "redis")
 from .journey import kill_mid_pretraining, run_journey
 from .processes import DEEPCLUST, Program, clean_env, start_server
 
@@ -50,10 +52,10 @@ def stack(tmp_path_factory):
 
 def test_user_journey_on_celery_redis_postgres(stack):
     client, worker, _, tmp = stack
-    X, y = usps_slice(N)
+    X, y = digits(N)
     buffer = io.BytesIO()
     np.savez(buffer, x=X, y=y)
-    run_journey(client, {"file": ("usps.npz", buffer.getvalue())}, X, y, predict_file=True)
+    run_journey(client, {"file": ("digits.npz", buffer.getvalue())}, X, y, predict_file=True)
     assert "deepclust.run_job" in worker.output()  # the Celery worker ran it
     assert not list((tmp / "data" / "artifacts" / "checkpoints").glob("*"))  # gone once the job is done
 
@@ -62,9 +64,9 @@ def test_lost_worker_is_reaped_and_the_job_resumes(stack):
     """Kill the pool process running a job: the API's reaper sees the heartbeat go stale, requeues the
     job through the broker, and a fresh pool process resumes it from its checkpoint."""
     client, worker, schema, _ = stack
-    X, _ = usps_slice(300)
+    X, _ = digits(300)
     buffer = io.BytesIO()
     np.save(buffer, X)
-    dataset = client.post("/v1/datasets", files={"file": ("usps300.npy", buffer.getvalue())}).json()["id"]
+    dataset = client.post("/v1/datasets", files={"file": ("digits300.npy", buffer.getvalue())}).json()["id"]
     job = kill_mid_pretraining(client, dataset, schema.url)
     assert f"job {job['id']}: resuming from its checkpoint" in worker.output()

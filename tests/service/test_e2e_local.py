@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from .conftest import usps_slice
+from .conftest import digits
 from .journey import kill_mid_pretraining, run_journey, train_dec
 from .processes import clean_env, start_server, wait_for_job, wait_until
 
@@ -19,7 +19,7 @@ def local(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("embedded")
     env = clean_env(progress_interval_seconds=0.2, heartbeat_seconds=1, checkpoint_interval_seconds=0)
     server, client = start_server(tmp, env)
-    X, y = usps_slice(N)
+    X, y = digits(N)
     try:
         yield server, client, tmp, X, y
     finally:
@@ -33,7 +33,7 @@ def dataset_id(local) -> str:
     _, client, _, X, _ = local
     buffer = io.BytesIO()
     np.save(buffer, X[:300])
-    return client.post("/v1/datasets", files={"file": ("usps300.npy", buffer.getvalue())}).json()["id"]
+    return client.post("/v1/datasets", files={"file": ("digits300.npy", buffer.getvalue())}).json()["id"]
 
 
 def test_serve_prints_where_the_api_and_docs_are(local):
@@ -48,7 +48,7 @@ def test_user_journey(local):
     _, client, tmp, X, y = local
     buffer = io.BytesIO()
     np.save(buffer, X)
-    files = {"file": ("usps.npy", buffer.getvalue()), "labels": ("labels.txt", "\n".join(map(str, y)).encode())}
+    files = {"file": ("digits.npy", buffer.getvalue()), "labels": ("labels.txt", "\n".join(map(str, y)).encode())}
     job = run_journey(client, files, X, y, predict_file=False)
     history = client.get(f"/v1/jobs/{job['id']}/history").json()
     assert {"pretrain", "finetune"} == {row["phase"] for row in history}

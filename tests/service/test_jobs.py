@@ -25,7 +25,33 @@ def test_methods_lists_every_registered_method_with_schema(api):
     assert names == {m.name for m in list_methods()} and {"kmeans", "dec", "idec"} <= names
     dec = next(m for m in body["items"] if m["name"] == "dec")
     assert "features" in dec["input_kinds"]
-    assert dec["defaults"]["pretrain_epochs"] == 200 and "maxiter" in dec["params_schema"]["properties"]
+    assert "maxiter" in dec["params_schema"]["properties"] and dec["defaults"]["maxiter"] == 20_000
+
+
+def test_methods_show_pretraining_as_its_own_schema(api):
+    methods = {m["name"]: m for m in api.get("/v1/methods").json()["items"]}
+    dec = methods["dec"]
+    assert not [k for k in dec["params_schema"]["properties"] if k.startswith("pretrain")]
+    assert not [k for k in dec["defaults"] if k.startswith("pretrain")]
+    assert dec["pretrain_defaults"]["epochs"] == 200 and dec["pretrain_defaults"]["batch_size"] == 256
+    epochs = dec["pretrain_schema"]["properties"]["epochs"]
+    assert (epochs["type"], epochs["minimum"], epochs["default"]) == ("integer", 0, 200)
+    assert dec["pretrain_schema"]["additionalProperties"] is False
+    assert methods["kmeans"]["pretrain_schema"] is None and methods["kmeans"]["pretrain_defaults"] is None
+
+
+@pytest.mark.parametrize("change, param, says", [
+    ({"params": {"pretrain_epochs": 3}, "pretrain": None}, "pretrain_epochs", '"pretrain": {"epochs": 3}'),
+    ({"pretrain": {"epoch": 3}}, "pretrain.epoch", "unknown pretraining setting; allowed: epochs, batch_size"),
+    ({"pretrain": {"epochs": -1}}, "pretrain.epochs", "greater than or equal to 0"),
+    ({"params": {"epochs": 3}}, "epochs", "unknown parameter; allowed: hidden_dims"),
+])
+def test_pretraining_has_one_place_and_errors_say_where(api, dataset, change, param, says):
+    error = assert_error(api.post("/v1/jobs", json=job_body(dataset, **change)), 422, "invalid_params")
+    assert error["details"]["errors"][0]["param"] == param and says in error["details"]["errors"][0]["message"]
+    assert says in error["message"] or param in error["message"]
+    if param.startswith("pretrain."):
+        assert "pretrain_" not in error["details"]["errors"][0]["message"]
 
 
 def test_create_job_answers_202_with_location_and_full_params(api, dataset):
@@ -35,7 +61,8 @@ def test_create_job_answers_202_with_location_and_full_params(api, dataset):
     assert r.headers["Location"] == f"/v1/jobs/{job['id']}"
     assert job["status"] == "queued" and job["phase"] is None and job["attempts"] == 0
     assert job["progress"]["fraction"] == 0.0 and job["model_id"] is None and job["error"] is None
-    assert job["params"]["pretrain_epochs"] == 2 and job["params"]["embedding_dim"] == 5
+    assert job["pretrain"]["epochs"] == 2 and job["pretrain"]["optimizer"] == "adam"  # defaults filled in
+    assert job["params"]["embedding_dim"] == 5 and "pretrain_epochs" not in job["params"]
     assert job["params"]["lr"] == 0.01  # defaults filled in
     assert (job["name"], job["seed"], job["device"]) == ("first", 7, "auto")
     assert api.get(f"/v1/jobs/{job['id']}").json() == job
@@ -48,6 +75,7 @@ def test_create_job_answers_202_with_location_and_full_params(api, dataset):
     ({"params": {"nonsense": 1}}, "invalid_params"),
     ({"params": {"maxiter": -5}}, "invalid_params"),
     ({"params": {"pretrain_epochs": 3}, "pretrain": {"epochs": 2}}, "invalid_params"),
+    ({"params": {"pretrain_epochs": 3}}, "invalid_params"),
     ({"method": "kmeans", "params": {}, "pretrain": {"epochs": 2}}, "invalid_params"),
     ({"device": "tpu"}, "invalid_request"),
     ({"unexpected": True}, "invalid_request"),

@@ -1,11 +1,18 @@
 """A job trained by the real worker (run_job, in this process) and everything read from it."""
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
 import pytest
+from sqlalchemy import event
+from sqlmodel import select
 
+from app.core import results
+from app.core.db import engine_for, new_session
+from app.core.tables import ModelWeights
+from models import DeepClusterer
 from worker.run import run_job
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
@@ -78,6 +85,7 @@ def test_centroids_and_metrics(trained):
     assert set(metrics["internal"]) == {"silhouette", "calinski_harabasz", "davies_bouldin"}
     assert set(metrics["external"]) == {"acc", "nmi", "ari"}
     assert metrics["external"]["acc"] > np.bincount(y).max() / N  # better than one big cluster
+    assert metrics["silhouette_sample_size"] == N  # fewer points than the 2k sample: all of them
 
 
 def test_models_list_and_get(trained):
@@ -105,6 +113,24 @@ def test_predict_json_and_file_give_the_stored_labels(trained):
     assert r.status_code == 200, r.text
     assert r.json()["labels"] == stored[20:40]
     assert np.asarray(r.json()["embeddings"]).shape == (20, 5)
+
+
+def test_predict_takes_the_training_csv_back_and_a_single_row_file(trained):
+    api, job, X, y = trained
+    stored = [item["label"] for item in api.get(f"/v1/jobs/{job['id']}/labels", params={"limit": N}).json()["items"]]
+    url = f"/v1/models/{job['model_id']}/predict"
+    header = ",".join([f"f{i}" for i in range(D)] + ["truth"])
+    training_csv = header + "\n" + "\n".join(",".join(map(str, [*row, label])) for row, label in
+                                             zip(X[:10].tolist(), y[:10])) + "\n"
+    r = api.post(url, files={"file": ("train.csv", training_csv.encode())}, data={"label_column": "truth"})
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == stored[:10]
+    assert_error(api.post(url, files={"file": ("train.csv", training_csv.encode())}), 422, "wrong_shape")
+
+    for name, content in [("one.csv", ",".join(map(str, X[7].tolist())).encode()), ("one.npy", npy_bytes(X[7:8]))]:
+        r = api.post(url, files={"file": (name, content)})
+        assert r.status_code == 200, r.text
+        assert r.json()["labels"] == [stored[7]]
 
 
 def test_predict_refuses_bad_instances(trained):
@@ -139,3 +165,72 @@ def test_pretrained_from_reuses_the_autoencoder(trained, backend):
     assert run_job(reuse.json()["id"], backend.settings) == "succeeded"
     phases = {row["phase"] for row in api.get(f"/v1/jobs/{reuse.json()['id']}/history").json()}
     assert "pretrain" not in phases and "finetune" in phases
+
+
+def test_predict_answers_npy_when_asked(trained):
+    api, job, X, _ = trained
+    url = f"/v1/models/{job['model_id']}/predict"
+    as_json = api.post(url, params={"embeddings": "true"}, json={"instances": X[:30].tolist()}).json()
+    r = api.post(url, params={"embeddings": "true"}, json={"instances": X[:30].tolist()},
+                 headers={"Accept": "application/x-npy"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-npy"
+    table = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert table.shape == (30,) and set(table.dtype.names) == {"labels", "probabilities", "embeddings"}
+    assert table["labels"].tolist() == as_json["labels"]
+    # The JSON carries the float32 values widened to float64: the same numbers.
+    np.testing.assert_array_equal(table["probabilities"], np.float32(as_json["probabilities"]))
+    np.testing.assert_array_equal(table["embeddings"], np.float32(as_json["embeddings"]))
+
+    file = api.post(url, files={"file": ("rows.npy", npy_bytes(X[:30]))}, headers={"Accept": "application/x-npy"})
+    np.testing.assert_array_equal(np.load(io.BytesIO(file.content))["probabilities"], table["probabilities"])
+
+
+def test_weights_are_stored_in_two_parts_and_rebuild_the_model(trained, backend):
+    api, job, X, _ = trained
+    with new_session(engine_for(backend.settings.database_url)) as session:
+        parts = {row.part: row for row in session.exec(
+            select(ModelWeights).where(ModelWeights.model_id == job["model_id"])).all()}
+        inference = results.inference_weights(session, job["model_id"])
+        whole = results.model_bytes(session, job["model_id"])
+    assert set(parts) == {"inference", "pretrained"}
+    for row in parts.values():
+        assert row.sha256 == hashlib.sha256(row.data).hexdigest() and row.size_bytes == len(row.data)
+    served, full = DeepClusterer.from_bytes(*inference, device="cpu"), DeepClusterer.from_bytes(*whole, device="cpu")
+    assert served.pretrained_state_ is None and full.pretrained_state_ is not None
+    np.testing.assert_array_equal(served.predict_proba(X), full.predict_proba(X))
+    assert served.predict(X).tolist() == api.post(f"/v1/models/{job['model_id']}/predict",
+                                                  json={"instances": X.tolist()}).json()["labels"]
+
+
+def test_a_cached_model_predicts_without_reading_weights_or_manifest(trained, backend):
+    api, job, X, _ = trained
+    url = f"/v1/models/{job['model_id']}/predict"
+    assert api.post(url, json={"instances": X[:1].tolist()}).status_code == 200  # cached from here on
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    engine = backend.shared_app.state.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        r = api.post(url, json={"instances": X[:1].tolist()})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert r.status_code == 200
+    assert any("FROM models" in s for s in statements)  # ownership is still checked on every request
+    assert not any("model_weights" in s or "manifest" in s for s in statements), statements
+    assert_error(api.post(f"/v1/models/{job['model_id']}x/predict", json={"instances": X[:1].tolist()}),
+                 404, "model_not_found")
+
+
+def test_predict_refuses_hostile_json(trained):
+    api, job, _, _ = trained
+    url = f"/v1/models/{job['model_id']}/predict"
+    headers = {"Content-Type": "application/json"}
+    deep = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert_error(api.post(url, content=deep, headers=headers), 400, "malformed_request")
+    assert_error(api.post(url, content=b'{"instances": [[1, 2, "\xff\xfe"]]}', headers=headers), 400,
+                 "malformed_request")
+    assert_error(api.post(url, content=b'{"instances": [[1e39, 1, 1, 1, 1, 1, 1, 1]]}', headers=headers), 422,
+                 "non_finite")

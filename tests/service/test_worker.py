@@ -9,14 +9,22 @@ from datetime import timedelta
 import pytest
 import redis
 
-from app import jobstate
-from app.db import engine_for, new_session, utcnow
-from app.dispatch import CeleryDispatcher, LocalDispatcher
+from app.core import jobstate
+from app.core.db import engine_for, new_session, utcnow
+from app.core.dispatch import CeleryDispatcher, LocalDispatcher
+from app.core.tables import Job
 from app.reaper import reap_once
-from app.tables import Job
 from worker.run import run_job
 
-from .conftest import DEAD_BROKER, REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, upload
+from .conftest import (
+    DEAD_BROKER,
+    REDIS_URL,
+    TINY_DEC,
+    artifacts,
+    blobs,
+    npy_bytes,
+    upload,
+)
 
 
 @pytest.fixture
@@ -47,7 +55,7 @@ def test_cancel_flag_stops_training_at_the_next_epoch(api, backend, queued_job):
     assert job["status"] == "cancelled" and job["finished_at"] and job["model_id"] is None
     history = api.get(f"/v1/jobs/{queued_job}/history").json()
     assert [(r["phase"], r["epoch"]) for r in history] == [("pretrain", 0)]
-    assert not any(queued_job in path for path in artifacts(backend.data_dir))  # no checkpoint left
+    assert not [p for p in artifacts(backend.data_dir) if queued_job in p and not p.startswith("logs/")]  # no checkpoint left
 
 
 def test_a_second_delivery_does_nothing(api, backend, queued_job):
@@ -90,6 +98,10 @@ def test_reaper_requeues_stale_jobs_then_gives_up(backend, queued_job):
 
     set_job(backend, queued_job, heartbeat_at=utcnow() - timedelta(seconds=61))
     assert reap_once(engine, settings, LocalDispatcher()) == [queued_job]
+    from app.core.joblog import read
+    from app.core.storage import store_for
+
+    assert "no heartbeat for 60 s" in read(store_for(backend.data_dir), queued_job)  # in the job's own log
     with session_of(backend) as session:
         job = session.get(Job, queued_job)
         assert (job.status, job.attempts, job.worker) == ("queued", 1, None)
@@ -102,6 +114,7 @@ def test_reaper_requeues_stale_jobs_then_gives_up(backend, queued_job):
         assert job.status == "failed" and job.error["code"] == "worker_lost" and job.finished_at
 
 
+@pytest.mark.needs("redis")
 def test_a_requeued_job_is_sent_again_once_the_broker_answers(backend, queued_job):
     """The reaper requeues while Redis is down: the job stays marked in its row and its message
     reaches the broker, once, in the first round after Redis is back."""
@@ -133,3 +146,68 @@ def test_a_requeued_job_is_sent_again_once_the_broker_answers(backend, queued_jo
         job = session.get(Job, queued_job)
         assert (job.status, job.dispatch_pending) == ("queued", False)
         assert jobstate.claim(session, queued_job, "w2").attempts == 2
+
+
+# -- the embedded runner (worker/local.py) ---------------------------------------------------------
+
+def test_the_local_runner_shows_a_job_running_as_soon_as_it_takes_it(api, backend, queued_job):
+    import threading
+
+    from worker.local import LocalRunner
+
+    from .processes import wait_until
+
+    # The oldest queued job of the shared test database is the one the runner takes: make it this one.
+    set_job(backend, queued_job, params={**api.get(f"/v1/jobs/{queued_job}").json()["params"], "pretrain_epochs": 1},
+            created_at=utcnow() - timedelta(days=3650))
+    runner = LocalRunner(backend.settings)
+    thread = threading.Thread(target=runner.run_next)
+    thread.start()
+    try:
+        def taken():
+            with session_of(backend) as session:
+                job = session.get(Job, queued_job)
+                return job.status != "queued" and (job.status, job.worker, job.attempts)
+
+        # Claimed by the runner itself (status and worker in one update), before the job's process,
+        # which takes seconds to import torch, exists to adopt the claim.
+        assert wait_until(taken, 120, "the runner to take the job", interval=0.05) == (
+            "running", jobstate.worker_name(), 1)
+    finally:
+        thread.join(300)
+    job = api.get(f"/v1/jobs/{queued_job}").json()
+    assert job["status"] == "succeeded" and job["attempts"] == 1
+
+
+@pytest.mark.parametrize("cancel_requested, adopted, status, says", [
+    (True, True, "cancelled", "it is cancelled"),
+    (False, True, "queued", "goes back to the queue and resumes from its checkpoint"),
+    (False, False, "queued", "before it started; it goes back to the queue"),
+])
+def test_stopping_the_server_says_what_becomes_of_the_job(backend, queued_job, caplog, cancel_requested, adopted,
+                                                          status, says):
+    import multiprocessing
+    import socket
+    import time
+
+    from worker.local import LocalRunner
+
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    child.start()
+    with session_of(backend) as session:
+        attempt = jobstate.claim(session, queued_job, jobstate.worker_name()).attempts
+    worker = f"{socket.gethostname()}:{child.pid}" if adopted else jobstate.worker_name()
+    set_job(backend, queued_job, cancel_requested=cancel_requested, worker=worker)
+    child.terminate()  # what stopping `deepclust serve` does to the job's process
+    child.join()
+    with caplog.at_level("INFO", logger="worker.local"):
+        LocalRunner(backend.settings)._recover(queued_job, attempt, child, "the server stopped")
+    with session_of(backend) as session:
+        assert session.get(Job, queued_job).status == status
+    assert says in caplog.text
+    from app.core.joblog import read
+    from app.core.storage import store_for
+
+    assert says in read(store_for(backend.data_dir), queued_job)  # the job's own log tells it too
+    if cancel_requested:
+        assert "queue" not in caplog.text

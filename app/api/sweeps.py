@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from app import sweeps
+from app.api.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
+from app.api.paging import LimitQuery, OffsetQuery
+from app.openapi import TENANT, errors
+from app.schemas import Page, SweepCreate, SweepOut, page_example
+
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=TENANT)
+NOT_FOUND = {404: ("sweep_not_found",)}
+_EXAMPLE = SweepOut.model_config["json_schema_extra"]["examples"][0]
+# A 1×1 transparent PNG, as the document's example of an image answer.
+_PNG_EXAMPLE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+@router.post("", status_code=202, response_model=SweepOut,
+             summary="Sweep K and seeds: one job per grid point, then a label-free recommendation",
+             responses=errors(400, 413, codes={
+                 404: ("dataset_not_found",), 415: ("unsupported_media_type",),
+                 422: ("invalid_request", "unknown_method", "method_input_kind", "invalid_n_clusters", "invalid_params",
+                       "invalid_grid", "grid_too_large", "invalid_selection", "unsupported_input_shape"),
+                 503: ("database_unavailable", "broker_unavailable")}))
+def create_sweep(body: SweepCreate, response: Response, session: SessionDep, dispatcher: DispatcherDep,
+                 tenant: TenantDep) -> SweepOut:
+    """Start a sweep: one ordinary job per (K, seed), listed, cancellable and resumable like any
+    job; jobs of the same seed reuse one pretraining where the method allows it. Once they have
+    all ended, `result` names the recommended K and run, chosen without labels."""
+    sweep = sweeps.create_sweep(session, dispatcher, tenant, body)
+    response.headers["Location"] = f"/v1/sweeps/{sweep.id}"
+    return SweepOut.of(sweep, sweeps.view(session, sweep))
+
+
+@router.get("", response_model=Page[SweepOut], summary="List your sweeps, newest first",
+            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(_EXAMPLE)}}}})
+def list_sweeps(session: SessionDep, tenant: TenantDep,
+                dataset_id: str | None = Query(None, description="Only sweeps of this dataset."),
+                limit: LimitQuery = 50, offset: OffsetQuery = 0) -> Page[SweepOut]:
+    """Your sweeps, newest first, optionally of one dataset."""
+    rows, total = sweeps.list_sweeps(session, tenant, dataset_id, limit, offset)
+    return Page(items=[SweepOut.of(r, sweeps.view(session, r)) for r in rows], total=total)
+
+
+@router.get("/{sweep_id}", response_model=SweepOut, summary="One sweep: status, progress, result",
+            responses=errors(codes=NOT_FOUND))
+def get_sweep(sweep_id: str, session: SessionDep, tenant: TenantDep) -> SweepOut:
+    """The sweep with the progress of its jobs and, once succeeded, its result table."""
+    sweep = sweeps.owned_sweep(session, sweep_id, tenant)
+    return SweepOut.of(sweep, sweeps.view(session, sweep))
+
+
+@router.post("/{sweep_id}/cancel", status_code=202, response_model=SweepOut,
+             summary="Cancel every job of the sweep that has not ended",
+             responses=errors(codes={**NOT_FOUND, 409: ("sweep_finished",)}))
+def cancel_sweep(sweep_id: str, session: SessionDep, store: StoreDep, tenant: TenantDep) -> SweepOut:
+    """Cancel the sweep's queued and running jobs (running ones stop within an epoch); the sweep
+    then ends `cancelled`. A finished sweep answers 409."""
+    sweep = sweeps.cancel_sweep(session, store, tenant, sweep_id)
+    return SweepOut.of(sweep, sweeps.view(session, sweep))
+
+
+@router.get("/{sweep_id}/plot.png", response_class=Response,
+            responses={**errors(codes={**NOT_FOUND, 409: ("sweep_not_succeeded",),
+                                       503: ("database_unavailable", "plotting_unavailable")}),
+                       200: {"description": "Each criterion against K, one dot per run, the mean per K as a line, "
+                                            "the recommended K marked",
+                             "content": {"image/png": {"schema": {"type": "string", "format": "binary"},
+                                                       "example": _PNG_EXAMPLE}}}},
+            summary="The sweep's criteria against K (once succeeded)")
+def get_plot(sweep_id: str, session: SessionDep, tenant: TenantDep) -> Response:
+    """A PNG of every criterion against K; 409 until the sweep has succeeded."""
+    return Response(sweeps.plot_png(session, tenant, sweep_id), media_type="image/png")

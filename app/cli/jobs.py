@@ -1,0 +1,225 @@
+"""`deepclust jobs start | list | show | watch | history | logs | cancel | delete`, and `deepclust labels`."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from app.cli.common import (
+    API_DEFAULT,
+    Api,
+    AsJson,
+    Key,
+    Yes,
+    connect,
+    emit,
+    err,
+    fields,
+    parse_assignments,
+    print_json,
+    reports_errors,
+    table,
+)
+from app.client import Client, Job
+from app.progress import detail, stage
+
+app = typer.Typer(help="Start, follow, inspect, cancel and delete clustering jobs.", no_args_is_help=True)
+
+
+class Status(str, Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+COLUMNS = ("id", "method", ("K", lambda j: j["n_clusters"]), ("state", stage),
+           ("done", lambda j: f"{(j.get('progress') or {}).get('fraction', 0):.0%}"),
+           ("detail", detail), "created_at")
+
+
+def _seconds(job: dict) -> float | None:
+    if not job.get("started_at") or not job.get("finished_at"):
+        return None
+    return (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])).total_seconds()
+
+
+def summarize(client: Client, job: dict) -> int:
+    """One line on how the job ended; the exit status: 0 when it succeeded."""
+    took = _seconds(job)
+    took = f" in {took:.0f} s" if took is not None else ""
+    if job["status"] == "succeeded":
+        metrics = client._json("GET", f"/v1/jobs/{job['id']}/metrics")
+        scores = {**(metrics.get("external") or {}), "silhouette": metrics["internal"].get("silhouette")}
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None)
+        err.print(f"[green]job {job['id']} succeeded{took}[/]: model {job['model_id']}; {shown}", highlight=False)
+        return 0
+    if job["status"] == "failed":
+        error = job.get("error") or {}
+        err.print(f"[red]job {job['id']} failed{took}[/]: {error.get('code')}: {error.get('message')}\n"
+                  f"  what the worker logged: deepclust jobs logs {job['id']}", highlight=False)
+        return 1
+    err.print(f"[yellow]job {job['id']} was cancelled[/]", highlight=False)
+    return 1
+
+
+def follow(client: Client, job: Job) -> dict:
+    """The live bar until the job ends; Ctrl-C offers to cancel it on the server."""
+    try:
+        return job.wait(progress=True, console=err)
+    except KeyboardInterrupt:
+        err.print()
+        if typer.confirm(f"Cancel job {job.id} on the server?", default=False, err=True):
+            state = job.cancel()["status"]
+            err.print(f"job {job.id}: {'cancelled' if state == 'cancelled' else 'cancel requested; it stops within an epoch'}")
+        else:
+            err.print(f"job {job.id} keeps running; follow it with: deepclust jobs watch {job.id}")
+        raise typer.Exit(130) from None
+
+
+@app.command("start")
+@reports_errors
+def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster (deepclust datasets list).")],
+          method: Annotated[str, typer.Option("--method", "-m", help="kmeans, dec, idec, cdc, dccf, ... "
+                                                                     "(deepclust methods)")],
+          n_clusters: Annotated[int, typer.Option("--n-clusters", "-k", help="Number of clusters K.")],
+          param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE",
+                                                             help="A method param; repeat for more. VALUE is "
+                                                                  "JSON (1500, [128,128], true) or text.")] = None,
+          pretrain: Annotated[Optional[list[str]], typer.Option("--pretrain", metavar="KEY=VALUE",
+                                                                help="A pretraining setting, e.g. epochs=50, "
+                                                                     "batch_size=256; repeat for more.")] = None,
+          seed: Annotated[Optional[int], typer.Option(help="Random seed (default 0).")] = None,
+          name: Annotated[Optional[str], typer.Option(help="A name for the job.")] = None,
+          device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+          pretrained_from: Annotated[Optional[str], typer.Option(help="Reuse this succeeded job's autoencoder.")] = None,
+          wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow it with a progress bar until it ends "
+                                                                  "(Ctrl-C offers to cancel it).")] = False,
+          api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
+    """Start a clustering job."""
+    params, pretrain_block = parse_assignments(param, "--param"), parse_assignments(pretrain, "--pretrain")
+    with connect(api, key) as client:
+        job = client.start_job(dataset_id, method, n_clusters, params=params, pretrain=pretrain_block or None,
+                               seed=seed, name=name, device=device, pretrained_from=pretrained_from)
+        if not wait:
+            emit(job.resource, as_json, lambda: fields(job.resource, ("id", "status", "method", "n_clusters",
+                                                                      "params", "pretrain", "dataset_id")))
+            return
+        if as_json:
+            final = job.wait(progress=False)
+            print_json(final)
+            raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+        raise typer.Exit(summarize(client, follow(client, job)))
+
+
+@app.command("list")
+@reports_errors
+def list_(status: Annotated[Optional[Status], typer.Option(help="Only jobs in this state.")] = None,
+          dataset: Annotated[Optional[str], typer.Option(help="Only jobs of this dataset.")] = None,
+          limit: int = 50, offset: int = 0, api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
+    """List your jobs, newest first."""
+    with connect(api, key) as client:
+        items = [j.resource for j in client.jobs(status.value if status else None, dataset, limit, offset)]
+    emit(items, as_json, lambda: table(items, COLUMNS))
+
+
+@app.command("show")
+@reports_errors
+def show(job_id: str, api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
+    """Show one job: state, progress, error, model."""
+    with connect(api, key) as client:
+        job = client.job(job_id).resource
+    emit(job, as_json, lambda: fields({**job, "state": stage(job), "detail": detail(job)},
+                                      ("id", "name", "dataset_id", "method", "n_clusters", "params", "pretrain",
+                                       "seed", "device", "state", "detail", "attempts", "error", "model_id",
+                                       "created_at", "started_at", "finished_at")))
+
+
+@app.command("watch")
+@reports_errors
+def watch(job_id: str, api: Api = API_DEFAULT, key: Key = None) -> None:
+    """Follow a job with a progress bar until it ends (Ctrl-C offers to cancel it)."""
+    with connect(api, key) as client:
+        raise typer.Exit(summarize(client, follow(client, client.job(job_id))))
+
+
+@app.command("history")
+@reports_errors
+def history(job_id: str, api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
+    """Per-epoch rows: phase, epoch, loss and its terms, acc/nmi when the dataset has labels."""
+    with connect(api, key) as client:
+        rows = client._json("GET", f"/v1/jobs/{job_id}/history")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    emit(rows, as_json, lambda: table(rows, columns))
+
+
+@app.command("logs")
+@reports_errors
+def logs(job_id: str, api: Api = API_DEFAULT, key: Key = None) -> None:
+    """What the worker logged for this job (start, device, phases, warnings, a failure's traceback)."""
+    with connect(api, key) as client:
+        sys.stdout.write(client.job(job_id).logs())
+
+
+@app.command("cancel")
+@reports_errors
+def cancel(job_id: str, api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
+    """Cancel a job: a queued one at once, a running one within an epoch."""
+    with connect(api, key) as client:
+        job = client.job(job_id)
+        job.cancel()
+    emit(job.resource, as_json, lambda: f"job {job.id}: " + ("cancelled" if job.status == "cancelled"
+                                                             else "cancel requested; it stops within an epoch"))
+
+
+@app.command("delete")
+@reports_errors
+def delete(job_id: str, yes: Yes = False, api: Api = API_DEFAULT, key: Key = None) -> None:
+    """Delete a finished job with its model, labels and files."""
+    if not yes:
+        typer.confirm(f"Delete job {job_id} with its model and results?", abort=True, err=True)
+    with connect(api, key) as client:
+        client.job(job_id).delete()
+    err.print(f"deleted job {job_id}")
+
+
+class LabelFormat(str, Enum):
+    csv = "csv"
+    npy = "npy"
+    json = "json"
+
+
+@reports_errors
+def labels(job_id: Annotated[str, typer.Argument(help="A succeeded job.")],
+           output: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False,
+                                                          help="Write here (format from the suffix: .csv, "
+                                                               ".npy, .json); default: CSV on stdout.")] = None,
+           format: Annotated[Optional[LabelFormat], typer.Option(help="Override the format.")] = None,
+           api: Api = API_DEFAULT, key: Key = None) -> None:
+    """The label of every training sample of a job: index, label, confidence."""
+    chosen = format.value if format else (output.suffix.lstrip(".").lower() if output else "csv")
+    if chosen not in ("csv", "npy", "json"):
+        raise typer.BadParameter(f"cannot tell the format from {output.name!r}; use .csv, .npy or .json, "
+                                 "or --format", param_hint="--output")
+    with connect(api, key) as client:
+        content = client.request("GET", f"/v1/jobs/{job_id}/labels", params={"format": chosen, "limit": 100_000})
+        data = content.content
+        if chosen == "json":  # every page, as one document
+            page = content.json()
+            while len(page["items"]) < page["total"]:
+                more = client._json("GET", f"/v1/jobs/{job_id}/labels",
+                                    params={"offset": len(page["items"]), "limit": 100_000})
+                page["items"] += more["items"]
+            data = (json.dumps(page) + "\n").encode()
+    if output is None:
+        sys.stdout.buffer.write(data) if chosen == "npy" else sys.stdout.write(data.decode())
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+        err.print(f"wrote the labels of job {job_id} to {output}")

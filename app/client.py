@@ -1,0 +1,403 @@
+"""A Python client of the deepclust HTTP API, light enough for a notebook.
+
+    from app.client import Client
+
+    api = Client("http://127.0.0.1:8000")                 # key=... when the server wants one
+    ds = api.upload_dataset(X, labels=y, name="digits")   # an array, or a path in any dataset format
+    job = api.start_job(ds["id"], "dec", 10, pretrain={"epochs": 50})
+    job.wait()                                            # a progress bar: phase, epoch, loss, ETA
+    labels, centroids, metrics = job.labels(), job.centroids(), job.metrics()
+    labels_new, proba = api.predict(job.model_id, X_new)
+
+It speaks HTTP with httpx and hands back numpy arrays and plain dicts; it imports neither torch
+nor the server's code. Every error answer of the API is raised as an ``ApiError`` subclass that
+carries the API's ``status``, ``code``, ``message`` and ``details``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+import httpx
+import numpy as np
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+FINISHED = ("succeeded", "failed", "cancelled")
+
+__all__ = ["Client", "Job", "Prediction", "ApiError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
+           "TooLarge", "UnsupportedMediaType", "InvalidRequest", "ServiceUnavailable", "ServerError",
+           "ConnectionFailed", "JobFailed"]
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+class ApiError(Exception):
+    """An error answer of the API: its HTTP ``status`` and the body's ``code``, ``message``, ``details``."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(f"{message} [{status} {code}]")
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class BadRequest(ApiError):
+    """400: the request could not be parsed."""
+
+
+class Unauthorized(ApiError):
+    """401: no API key, or one the server does not know."""
+
+
+class NotFound(ApiError):
+    """404: no such id (or it belongs to another tenant)."""
+
+
+class Conflict(ApiError):
+    """409: the resource is in the wrong state (e.g. labels of a job that has not succeeded)."""
+
+
+class TooLarge(ApiError):
+    """413: the upload is over the server's size limit."""
+
+
+class UnsupportedMediaType(ApiError):
+    """415: a file format or content type the server does not take."""
+
+
+class InvalidRequest(ApiError):
+    """422: well-formed, but the content is invalid (params out of range, wrong shape, ...)."""
+
+
+class ServiceUnavailable(ApiError):
+    """503: a dependency of the server (database, broker) is down; try again later."""
+
+
+class ServerError(ApiError):
+    """Any other error status (a 500 is a server bug worth reporting)."""
+
+
+class ConnectionFailed(ApiError):
+    """The server could not be reached at all (status 0)."""
+
+
+class JobFailed(ApiError):
+    """Raised by ``Job.wait(raise_on_failure=True)`` when the job failed or was cancelled."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict,
+                                         413: TooLarge, 415: UnsupportedMediaType, 422: InvalidRequest,
+                                         503: ServiceUnavailable}
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """The typed exception for an error answer, from the API's error body when it has one."""
+    try:
+        error = response.json()["error"]
+        code, message, details = error["code"], error["message"], error.get("details") or {}
+    except (ValueError, KeyError, TypeError):  # not the API's shape: a proxy, a crash page
+        code, message, details = "http_error", response.text[:500] or response.reason_phrase, {}
+    return _BY_STATUS.get(response.status_code, ServerError)(response.status_code, code, message, details)
+
+
+# -- results -----------------------------------------------------------------------------------------
+
+class Prediction(NamedTuple):
+    """What ``Client.predict`` returns: ``labels, probabilities = client.predict(...)``."""
+
+    labels: np.ndarray          # (n,) int64
+    probabilities: np.ndarray   # (n, n_clusters) float, rows sum to 1
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _file_part(data: Any, default_name: str, opened: list[BinaryIO]) -> tuple[str, Any]:
+    """A multipart file part from an array (sent as .npy), a path (streamed), or bytes."""
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        handle = open(path, "rb")
+        opened.append(handle)
+        return path.name, handle
+    if isinstance(data, (bytes, bytearray)):
+        return default_name, bytes(data)
+    array = np.asarray(data)
+    if array.dtype == object:
+        raise TypeError("arrays must be numeric; this one holds Python objects")
+    return f"{Path(default_name).stem}.npy", _npy_bytes(array)
+
+
+# -- the client --------------------------------------------------------------------------------------
+
+class Client:
+    """The deepclust API at ``url`` (default: ``$DEEPCLUST_API`` or http://127.0.0.1:8000).
+
+    ``key`` (default: ``$DEEPCLUST_KEY``) is sent as ``Authorization: Bearer <key>``; a server
+    on 127.0.0.1 with the embedded defaults needs none. Use as a context manager, or ``close()``.
+    """
+
+    def __init__(self, url: str | None = None, key: str | None = None, *, timeout: float = 300.0,
+                 transport: httpx.BaseTransport | None = None):
+        self.url = (url or os.environ.get("DEEPCLUST_API") or DEFAULT_URL).rstrip("/")
+        key = key if key is not None else os.environ.get("DEEPCLUST_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """Send one request; an error answer is raised as its ``ApiError`` subclass."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(0, "connection_failed", f"Cannot reach the deepclust API at {self.url}: "
+                                   f"{exc or type(exc).__name__}. Is `deepclust serve` running there?") from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs) -> Any:
+        response = self.request(method, path, **kwargs)
+        return None if response.status_code == 204 else response.json()
+
+    def _upload(self, path: str, parts: Mapping[str, Any], fields: Mapping[str, Any], **kwargs) -> Any:
+        opened: list[BinaryIO] = []
+        try:
+            files = {name: _file_part(data, f"{name}.npy", opened) for name, data in parts.items() if data is not None}
+            data = {k: str(v) for k, v in fields.items() if v is not None}
+            return self._json("POST", path, files=files, data=data, **kwargs)
+        finally:
+            for handle in opened:
+                handle.close()
+
+    # -- service ----------------------------------------------------------------------------------
+    def ready(self) -> dict:
+        """``/readyz``: the database and the broker answer (``ServiceUnavailable`` otherwise)."""
+        return self._json("GET", "/readyz")
+
+    def methods(self) -> list[dict]:
+        """Every method with its params schema, defaults, pretraining settings and input kinds."""
+        return self._json("GET", "/v1/methods")["items"]
+
+    # -- datasets ---------------------------------------------------------------------------------
+    def upload_dataset(self, path_or_array: Any, labels: Any = None, name: str | None = None, *,
+                       label_column: str | int | None = None, image_size: str | None = None,
+                       color: str | None = None) -> dict:
+        """Upload a dataset; returns the dataset resource.
+
+        ``path_or_array``: a file in any format the API takes (.npy, .npz, .csv, .tsv, .parquet,
+        image archives), or an array (sent as .npy). ``labels`` (optional, only for metrics): an
+        array, or a .npy / one-label-per-line file; or name a CSV/parquet column with ``label_column``.
+        """
+        if name is None and not isinstance(path_or_array, (str, os.PathLike)):
+            name = "array"
+        return self._upload("/v1/datasets", {"file": path_or_array, "labels": labels},
+                            {"name": name, "label_column": label_column, "image_size": image_size, "color": color})
+
+    def datasets(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        return self._json("GET", "/v1/datasets", params={"limit": limit, "offset": offset})["items"]
+
+    def dataset(self, dataset_id: str) -> dict:
+        return self._json("GET", f"/v1/datasets/{dataset_id}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Delete a dataset and its finished jobs and models (``Conflict`` while one of its jobs runs)."""
+        self.request("DELETE", f"/v1/datasets/{dataset_id}")
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def start_job(self, dataset_id: str, method: str, n_clusters: int, params: dict | None = None,
+                  pretrain: dict | None = None, seed: int | None = None, *, name: str | None = None,
+                  device: str | None = None, pretrained_from: str | None = None) -> "Job":
+        """Start a clustering job; returns a ``Job`` to ``wait()`` on.
+
+        ``params`` are the method's own (``methods()`` lists them); pretraining settings go in
+        ``pretrain`` (e.g. ``{"epochs": 50, "batch_size": 256}``).
+        """
+        body: dict[str, Any] = {"dataset_id": dataset_id, "method": method, "n_clusters": n_clusters,
+                                "params": dict(params or {})}
+        optional = {"pretrain": pretrain, "seed": seed, "name": name, "device": device,
+                    "pretrained_from": pretrained_from}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return Job(self, self._json("POST", "/v1/jobs", json=body))
+
+    def job(self, job_id: str) -> "Job":
+        return Job(self, self._json("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(self, status: str | None = None, dataset_id: str | None = None, limit: int = 50,
+             offset: int = 0) -> list["Job"]:
+        params = {k: v for k, v in {"status": status, "dataset_id": dataset_id, "limit": limit,
+                                    "offset": offset}.items() if v is not None}
+        return [Job(self, item) for item in self._json("GET", "/v1/jobs", params=params)["items"]]
+
+    # -- models -----------------------------------------------------------------------------------
+    def models(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        return self._json("GET", "/v1/models", params={"limit": limit, "offset": offset})["items"]
+
+    def model(self, model_id: str) -> dict:
+        return self._json("GET", f"/v1/models/{model_id}")
+
+    def delete_model(self, model_id: str) -> None:
+        self.request("DELETE", f"/v1/models/{model_id}")
+
+    def predict(self, model_id: str, X: Any, *, label_column: str | int | None = None) -> Prediction:
+        """The cluster of each row of ``X`` (an array shaped like the training samples, or a path
+        to a file in any dataset format, whose ``label_column`` is dropped): labels and probabilities."""
+        out = self._predict(model_id, X, label_column, embeddings=False)
+        return Prediction(np.asarray(out["labels"], dtype=np.int64), np.asarray(out["probabilities"]))
+
+    def embed(self, model_id: str, X: Any, *, label_column: str | int | None = None) -> np.ndarray:
+        """The latent vector of each row of ``X`` (the scaled input itself for k-means)."""
+        return np.asarray(self._predict(model_id, X, label_column, embeddings=True)["embeddings"])
+
+    def _predict(self, model_id: str, X: Any, label_column, embeddings: bool) -> dict:
+        query = {"embeddings": "true"} if embeddings else {}
+        if not isinstance(X, (str, os.PathLike)):
+            X = np.asarray(X)
+            if X.ndim == 1:  # one sample
+                X = X[None, :]
+        return self._upload(f"/v1/models/{model_id}/predict", {"file": X}, {"label_column": label_column},
+                            params=query)
+
+    def download_model(self, model_id: str, path: str | os.PathLike, format: str = "zip") -> Path:
+        """Save the model as a zip (``model.safetensors`` + ``manifest.json``, for
+        ``DeepClusterer.load`` once unzipped) or, with ``format="onnx"``, as an ONNX file."""
+        params = {"format": format} if format != "zip" else {}
+        path = Path(path)
+        with open(path, "wb") as out:
+            out.write(self.request("GET", f"/v1/models/{model_id}/download", params=params).content)
+        return path
+
+    def import_model(self, path_or_bytes: str | os.PathLike | bytes) -> dict:
+        """Import a model zip (as ``download_model`` writes it); returns the new model resource."""
+        data = path_or_bytes
+        if isinstance(data, (bytes, bytearray)):
+            data = bytes(data)
+        opened: list[BinaryIO] = []
+        try:
+            name, content = _file_part(data, "model.zip", opened)
+            return self._json("POST", "/v1/models", files={"file": (name, content, "application/zip")})
+        finally:
+            for handle in opened:
+                handle.close()
+
+
+# -- a job -------------------------------------------------------------------------------------------
+
+class Job:
+    """One job on the server. ``resource`` is the job as last fetched; ``refresh()`` fetches it again."""
+
+    def __init__(self, client: Client, resource: dict):
+        self.client = client
+        self.resource = resource
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.resource["id"]
+
+    @property
+    def status(self) -> str:
+        return self.resource["status"]
+
+    @property
+    def model_id(self) -> str | None:
+        """The job's model once it has succeeded (fetched again if not known yet)."""
+        if self.resource.get("model_id") is None and self.status not in FINISHED:
+            self.refresh()
+        return self.resource.get("model_id")
+
+    def refresh(self) -> dict:
+        self.resource = self.client._json("GET", f"/v1/jobs/{self.id}")
+        return self.resource
+
+    def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 1.0,
+             raise_on_failure: bool = False, console: Any = None) -> dict:
+        """Block until the job has ended; returns the final job resource.
+
+        ``progress`` shows a bar (phase, epoch, loss, ETA). ``timeout`` raises ``TimeoutError``
+        (the job keeps running). ``raise_on_failure`` raises ``JobFailed`` carrying the job's error
+        when it failed or was cancelled.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def states():
+            while True:
+                yield self.refresh()
+                if self.status in FINISHED:
+                    return
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {self.id} is still {self.status} after {timeout} s")
+                time.sleep(poll_seconds)
+
+        if progress:
+            from app.progress import follow  # rich, only when a bar is wanted
+
+            follow(states(), console=console)
+        else:
+            for _ in states():
+                pass
+        if raise_on_failure and self.status != "succeeded":
+            error = self.resource.get("error") or {"code": "job_cancelled", "message": f"job {self.id} was cancelled"}
+            raise JobFailed(409, error["code"], error["message"], {"job": self.resource})
+        return self.resource
+
+    def cancel(self) -> dict:
+        """Cancel: a queued job at once, a running one within an epoch (``Conflict`` once finished)."""
+        self.resource = self.client._json("POST", f"/v1/jobs/{self.id}/cancel")
+        return self.resource
+
+    def delete(self) -> None:
+        """Delete the job with its model and results (``Conflict`` while queued or running)."""
+        self.client.request("DELETE", f"/v1/jobs/{self.id}")
+
+    # -- results (``Conflict`` until the job has succeeded) ---------------------------------------
+    def labels(self) -> np.ndarray:
+        """The cluster of every training sample, in order."""
+        content = self.client.request("GET", f"/v1/jobs/{self.id}/labels", params={"format": "npy"}).content
+        return np.load(io.BytesIO(content), allow_pickle=False)
+
+    def confidences(self) -> np.ndarray:
+        """The largest soft assignment of every training sample, in order."""
+        text = self.client.request("GET", f"/v1/jobs/{self.id}/labels", params={"format": "csv"}).text
+        rows = text.splitlines()[1:]
+        return np.array([float(row.rsplit(",", 1)[1]) for row in rows], dtype=np.float64)
+
+    def centroids(self) -> np.ndarray:
+        """(n_clusters, dim) centres, in the embedding (or the input space for k-means)."""
+        return np.asarray(self.client._json("GET", f"/v1/jobs/{self.id}/centroids")["centroids"])
+
+    def metrics(self) -> dict:
+        """Cluster sizes, internal metrics, and external ones (acc, nmi, ari) when the data has labels."""
+        return self.client._json("GET", f"/v1/jobs/{self.id}/metrics")
+
+    def history(self):
+        """One row per epoch (phase, epoch, loss, loss terms, acc/nmi): a pandas DataFrame when
+        pandas is installed, else a list of dicts."""
+        rows = self.client._json("GET", f"/v1/jobs/{self.id}/history")
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows)
+
+    def logs(self) -> str:
+        """What the worker logged for this job: start, device, phases, warnings, a failure's traceback."""
+        return self.client.request("GET", f"/v1/jobs/{self.id}/logs").text

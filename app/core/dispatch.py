@@ -1,0 +1,78 @@
+"""How a committed job reaches a worker: `submit(job_id)` and `health()`, two implementations.
+
+- local: the job table is the queue. `deepclust serve` runs a runner (worker/local.py) that polls
+  it, so submitting is nothing at all.
+- celery: the task is sent *by name* (the API never imports the worker or torch) to the
+  configured queue of the broker, after the job row is committed.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from app.core.settings import Settings
+
+TASK_NAME = "deepclust.run_job"
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+class Dispatcher(Protocol):
+    def submit(self, job_id: str) -> None: ...
+    def health(self) -> str | None: ...  # None when healthy, else what is wrong
+
+
+class LocalDispatcher:
+    def submit(self, job_id: str) -> None:
+        """Nothing to send: the runner picks queued rows in creation order."""
+
+    def health(self) -> str | None:
+        return None  # the queue is the database, which /readyz checks on its own
+
+
+def celery_config(settings: Settings) -> dict:
+    """Celery settings shared by the API's sender and the worker (DESIGN.md, "Running")."""
+    return {
+        "broker_url": settings.broker_url,
+        "task_default_queue": settings.queue,
+        "task_acks_late": True,  # a task is acknowledged when done, so a dead worker's job is redelivered
+        "task_reject_on_worker_lost": True,
+        "task_ignore_result": True,  # the job row is the result
+        "worker_prefetch_multiplier": 1,
+        "worker_max_tasks_per_child": 1,  # every job in a fresh child: no CUDA state carried over
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        # Redis redelivers an unacknowledged task after this; it must outlast the longest job,
+        # and a lost worker is noticed sooner by the reaper (stale heartbeat) anyway.
+        "broker_transport_options": {"visibility_timeout": settings.max_job_seconds + 3600},
+    }
+
+
+class CeleryDispatcher:
+    def __init__(self, settings: Settings):
+        from celery import Celery
+
+        self.queue = settings.queue
+        self.app = Celery("deepclust-api", set_as_current=False)
+        self.app.conf.update(celery_config(settings))
+
+    def submit(self, job_id: str) -> None:
+        try:
+            self.app.send_task(TASK_NAME, args=[job_id], queue=self.queue, retry=True,
+                               retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                             "interval_step": 0.2, "interval_max": 0.5})
+        except Exception as exc:  # kombu raises transport-specific errors
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def health(self) -> str | None:
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            return None
+        except Exception as exc:
+            return f"broker unreachable: {type(exc).__name__}: {exc}"
+
+
+def make_dispatcher(settings: Settings) -> Dispatcher:
+    return CeleryDispatcher(settings) if settings.dispatcher == "celery" else LocalDispatcher()

@@ -1,0 +1,57 @@
+"""Images sent to predict (one image file or an image archive), made exactly like the training images.
+
+Everything needed to replay the training preprocessing is in the model itself: its input
+``sample_shape`` ``[C, H, W]`` gives the size and the colour mode (1 channel: grayscale, 3: rgb),
+and its fitted scaler says whether it was trained on 8-bit pixel values (``divide255``, what
+every uint8 source, archives included, is trained with). Decoding, conversion and resizing are
+the same functions ingest uses (``app.images``); the model's scaler does the rest, as it did in
+training. That holds for a model imported without its dataset too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from app.archives import ArchiveLimits, archive_format, read_archive
+from app.core.npyfile import open_array
+from app.core.results import ModelCard
+from app.core.settings import Settings
+from app.errors import ApiError, invalid
+from app.images import ImageOptions, decode, is_image_name
+from app.uploads import UploadedFile
+from models import DeepClusterer
+
+
+def training_image_options(card: ModelCard, model: DeepClusterer) -> ImageOptions:
+    """How the model's training images were made; 422 if image files cannot be made like them."""
+    shape = list(card.sample_shape)
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise invalid("image_input_unsupported", f"Model {card.id} takes samples of shape {shape}; image files can "
+                      "be sent only to a model trained on 1-channel (grayscale) or 3-channel (rgb) images. Send "
+                      "the rows as JSON instances or a feature file.", sample_shape=shape)
+    if model.scaler_.kind != "divide255":
+        raise invalid("image_input_unsupported", f"Model {card.id} was trained on image arrays that were not 8-bit "
+                      "pixels, so image files cannot be scaled like its training data; send an .npy or .npz "
+                      "preprocessed like the training data.", sample_shape=shape)
+    return ImageOptions.for_sample_shape(shape)
+
+
+def image_rows(upload: UploadedFile, card: ModelCard, model: DeepClusterer, out: Path,
+               settings: Settings) -> np.ndarray | None:
+    """The upload's images as (N, C, H, W) float32 rows for the model; None if its name says it
+    holds no images (then it is a feature or array file, read like a dataset)."""
+    fmt = archive_format(upload.filename)
+    if fmt is None and not is_image_name(upload.filename):
+        return None
+    options = training_image_options(card, model)
+    limits = ArchiveLimits.of(settings)
+    if fmt is not None:
+        read_archive(upload.path, fmt, out, options=options, limits=limits, with_labels=False, min_samples=1)
+        return open_array(out)
+    if upload.size > limits.max_member_bytes:
+        raise ApiError(413, "image_file_too_large", f"The image is {upload.size} bytes, more than the "
+                       f"{limits.max_member_bytes} bytes one image file may have (DEEPCLUST_MAX_IMAGE_FILE_BYTES).",
+                       {"size": upload.size, "limit": limits.max_member_bytes})
+    pixels = decode(upload.path.read_bytes(), upload.filename, options, limits.max_image_pixels)
+    return pixels[None].astype(np.float32)

@@ -1,0 +1,83 @@
+"""Deleting jobs, models and datasets, and the retention of old finished jobs.
+
+A job goes with everything it made: its model, history, labels, centroids and metrics (rows that
+reference it by foreign key, ON DELETE CASCADE) and its files (checkpoint, log, plots). Only a finished
+job can go: one that is queued or running is a 409 until it is cancelled or done. The row is
+deleted by a guarded statement, so a job that a worker claims at the same moment stays.
+"""
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlmodel import Session, select
+
+from app.core.joblog import log_key
+from app.core.storage import ArtifactStore
+from app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
+from app.errors import ApiError
+from app.ownership import owned
+from app.plots import cache_prefix as plots_prefix
+
+
+def job_active(job: Job) -> ApiError:
+    return ApiError(409, "job_active", f"Job {job.id} is {job.status}; cancel it first (POST /v1/jobs/{job.id}/cancel) "
+                    "and delete it once it has stopped.", {"id": job.id, "status": job.status})
+
+
+def remove_job(session: Session, job: Job) -> bool:
+    """Delete a finished job's rows (in the caller's transaction) and, once committed, its files."""
+    gone = session.execute(delete(Job).where(Job.id == job.id, Job.status.not_in(ACTIVE_STATES))).rowcount == 1
+    if gone:
+        session.execute(delete(TrainedModel).where(TrainedModel.job_id == job.id))
+    return gone
+
+
+def remove_files(store: ArtifactStore, job: Job) -> None:
+    for key in (job.checkpoint_key, log_key(job.id), plots_prefix(job.id)):
+        if key:
+            store.delete_prefix(key)
+
+
+def delete_job(session: Session, store: ArtifactStore, tenant: str, job_id: str) -> list[str]:
+    """Delete a finished job with its model, results and files; returns the ids of models removed."""
+    job = owned(session, Job, job_id, tenant)
+    models = list(session.exec(select(TrainedModel.id).where(TrainedModel.job_id == job_id)).all())
+    if not remove_job(session, job):
+        session.rollback()
+        session.refresh(job)
+        raise job_active(job)
+    session.commit()
+    remove_files(store, job)
+    return models
+
+
+def delete_model(session: Session, tenant: str, model_id: str) -> None:
+    """Delete a model; its job (if any) keeps its results and no longer names a model."""
+    model = owned(session, TrainedModel, model_id, tenant)
+    if model.job_id is not None:
+        session.execute(update(Job).where(Job.id == model.job_id).values(model_id=None))
+    session.delete(model)
+    session.commit()
+
+
+def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_id: str) -> list[str]:
+    """Delete a dataset with its finished jobs and their models (409 while one of its jobs is
+    queued or running); returns the ids of models removed."""
+    dataset = owned(session, Dataset, dataset_id, tenant)
+    jobs = list(session.exec(select(Job).where(Job.dataset_id == dataset_id)).all())
+    busy = [job.id for job in jobs if job.status in ACTIVE_STATES]
+    if busy:
+        raise ApiError(409, "dataset_in_use", f"Job{'s' if len(busy) > 1 else ''} {', '.join(busy)} of this dataset "
+                       f"{'are' if len(busy) > 1 else 'is'} queued or running; cancel {'them' if len(busy) > 1 else 'it'} "
+                       "or wait for the end, then delete the dataset.", {"job_ids": busy})
+    models = list(session.exec(select(TrainedModel.id).where(TrainedModel.job_id.in_([j.id for j in jobs]))).all())
+    for job in jobs:
+        if not remove_job(session, job):  # a job started meanwhile: delete nothing
+            session.rollback()
+            raise ApiError(409, "dataset_in_use", f"Job {job.id} of this dataset has just started; cancel it or "
+                           "wait for the end, then delete the dataset.", {"job_ids": [job.id]})
+    session.delete(dataset)
+    session.commit()
+    for job in jobs:
+        remove_files(store, job)
+    store.delete_prefix(f"datasets/{dataset_id}")
+    return models

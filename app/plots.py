@@ -1,0 +1,209 @@
+"""Plots of a job: the numbers behind each picture and the PNG, cached in the artifact store.
+
+A finished job's plots never change, so each is computed once (numbers and picture together) and
+kept under ``plots/{job_id}/``; the training curves of a running job are drawn afresh each time.
+The pictures themselves come from ``models.plotting`` (the optional ``plot`` extra).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+from sqlmodel import Session, select
+
+from app.core import results
+from app.core.npyfile import open_array
+from app.core.storage import ArtifactStore
+from app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
+from app.errors import ApiError
+from app.predict import ModelCache
+from models import DeepClusterer, plotting
+
+PLOTS = ("history", "embedding", "sizes", "examples", "confusion")
+PROJECTIONS = ("pca", "tsne")
+MAP_MAX_POINTS = 10_000     # rows of the dataset drawn (and embedded) for the embedding map
+EXAMPLES_PER_CLUSTER = 8
+# Drawing a map or a grid is CPU work in the web process: a few at a time, the rest wait their turn.
+_drawing = threading.BoundedSemaphore(2)
+
+
+def plot_key(job_id: str, name: str, projection: str = "pca") -> str:
+    stem = f"{name}-{projection}" if name == "embedding" else name
+    return f"plots/{job_id}/{stem}"
+
+
+def cache_prefix(job_id: str) -> str:
+    """Everything drawn for a job: deleting the job removes it."""
+    return f"plots/{job_id}"
+
+
+def plot_png(session: Session, store: ArtifactStore, models: ModelCache, job: Job, name: str,
+             projection: str = "pca") -> bytes:
+    """The picture ``name`` of ``job``: cached, or drawn (and cached, with its numbers, once the job is over)."""
+    key, finished = plot_key(job.id, name, projection), job.status not in ACTIVE_STATES
+    if finished and store.exists(f"{key}.png"):
+        return store.local_path(f"{key}.png").read_bytes()
+    check_available(session, job, name)
+    if not plotting.available():
+        raise ApiError(503, "plotting_unavailable", "This server cannot draw plots: matplotlib is not installed "
+                       "(pip install 'deepclust[plot]'). The numbers of each plot are at "
+                       f"/v1/jobs/{job.id}/plots/{name}.json.", {"plot": name})
+    compute = _prepare(session, store, models, job, name, projection)
+    session.rollback()  # the connection goes back to the pool: what follows is slow and reads no database
+    with _drawing:
+        numbers, draw = compute()
+        png = plotting.to_png(draw())
+    if finished:
+        _cache(store, key, numbers, png)
+    return png
+
+
+def plot_numbers(session: Session, store: ArtifactStore, models: ModelCache, job: Job, name: str,
+                 projection: str = "pca") -> dict:
+    """The numbers behind the picture ``name``, for drawing one's own."""
+    key, finished = plot_key(job.id, name, projection), job.status not in ACTIVE_STATES
+    if finished and store.exists(f"{key}.json"):
+        return json.loads(store.local_path(f"{key}.json").read_text())
+    check_available(session, job, name)
+    compute = _prepare(session, store, models, job, name, projection)
+    session.rollback()
+    with _drawing:
+        numbers, _ = compute()
+    if finished:
+        _cache(store, key, numbers)
+    return numbers
+
+
+def check_available(session: Session, job: Job, name: str) -> None:
+    """409 where API.md says so: history any time, the rest once succeeded and where they apply."""
+    if name == "history":
+        return
+    if job.status != SUCCEEDED:
+        raise ApiError(409, "job_not_succeeded", f"Job {job.id} is {job.status}; the {name} plot exists once it has "
+                       "succeeded (the history plot is there while it runs).", {"status": job.status})
+    if name == "confusion" and results.metrics(session, job.id).external is None:
+        raise ApiError(409, "no_labels", f"The dataset of job {job.id} has no labels, so there is nothing to compare "
+                       "the clusters with. Upload it with labels to get a confusion matrix.", {"plot": name})
+    if name == "examples" and len(_sample_shape(session, job)) != 3:
+        raise ApiError(409, "not_images", f"Job {job.id} was trained on feature vectors, not images; example grids "
+                       "exist for image datasets.", {"plot": name})
+
+
+def _cache(store: ArtifactStore, key: str, numbers: dict, png: bytes | None = None) -> None:
+    # The numbers first: whoever finds the picture finds its numbers too.
+    files = [(".json", json.dumps(numbers).encode())] + ([(".png", png)] if png is not None else [])
+    for suffix, data in files:
+        with store.staging_file(suffix) as tmp:
+            tmp.write_bytes(data)
+            store.publish(tmp, key + suffix)
+
+
+Computation = Callable[[], tuple[dict, Callable[[], object]]]
+
+
+def _prepare(session: Session, store: ArtifactStore, models: ModelCache, job: Job, name: str,
+             projection: str) -> Computation:
+    """Read what the plot needs (rows, files, the model), and return its computation, which gives
+    the numbers and how to draw them and touches no database."""
+    if name == "history":
+        return partial(_history, history_rows(session, job.id))
+    if name == "sizes":
+        return partial(_sizes, results.metrics(session, job.id).cluster_sizes)
+    labels, confidence = _assignments(session, job.id)
+    if name == "confusion":
+        return partial(_confusion, _dataset_labels(session, store, job), labels, job.n_clusters)
+    X = _dataset_array(session, store, job)
+    if name == "examples":
+        return partial(_examples, X, labels, confidence, job.n_clusters)
+    return partial(_embedding, X, labels, results.centroids(session, job.id).values, _model(session, models, job),
+                   job.n_clusters, job.seed, projection)
+
+
+def _history(rows: list[dict]):
+    return {"rows": rows}, partial(plotting.history_figure, rows)
+
+
+def _sizes(sizes: list[int]):
+    return {"cluster_sizes": sizes}, partial(plotting.sizes_figure, sizes)
+
+
+def _confusion(y_true: np.ndarray, labels: np.ndarray, n_clusters: int):
+    confusion = plotting.confusion_counts(y_true, labels, n_clusters=n_clusters)
+    return confusion.to_dict(), partial(plotting.confusion_figure, confusion)
+
+
+def _examples(X: np.ndarray, labels: np.ndarray, confidence: np.ndarray, n_clusters: int):
+    chosen = plotting.select_examples(labels, confidence, EXAMPLES_PER_CLUSTER, n_clusters)
+    numbers = {"n_per_cluster": EXAMPLES_PER_CLUSTER, "clusters": [
+        {"cluster": c.cluster, "size": c.size,
+         "most_confident": [{"index": i, "confidence": float(confidence[i])} for i in c.most_confident],
+         "least_confident": [{"index": i, "confidence": float(confidence[i])} for i in c.least_confident]}
+        for c in chosen]}
+    return numbers, partial(plotting.examples_figure, X, labels, confidence, n_per_cluster=EXAMPLES_PER_CLUSTER,
+                            n_clusters=n_clusters)
+
+
+def _embedding(X: np.ndarray, labels: np.ndarray, centroids: list, model: DeepClusterer, n_clusters: int,
+               seed: int, projection: str):
+    # Only the sampled rows are embedded (the model runs in this process, as for predict).
+    rows = plotting.sample_indices(len(X), MAP_MAX_POINTS, seed)
+    embedding = model.transform(np.asarray(X[rows]))
+    projected = plotting.project_embedding(embedding, labels[rows], centroids, method=projection,
+                                           n_clusters=n_clusters, random_state=seed)
+    projected.indices = rows[projected.indices]
+    return projected.to_dict(), partial(plotting.embedding_figure, projected)
+
+
+def history_rows(session: Session, job_id: str) -> list[dict]:
+    rows = session.exec(select(JobHistory).where(JobHistory.job_id == job_id).order_by(JobHistory.id)).all()
+    return [{"phase": r.phase, "epoch": r.epoch, "loss": r.loss, **r.terms} for r in rows]
+
+
+def _model(session: Session, models: ModelCache, job: Job) -> DeepClusterer:
+    """The job's model from this process's cache (as predict uses it), or 409 once it was deleted."""
+    model = None
+    if job.model_id is not None:
+        model = models.get(job.model_id) or models.load(job.model_id,
+                                                        partial(results.inference_weights, session, job.model_id))
+    if model is None:
+        raise ApiError(409, "model_deleted", f"The model of job {job.id} has been deleted, and this plot needs it to "
+                       "embed the samples; it was not drawn before the deletion.", {"id": job.id})
+    return model
+
+
+def _sample_shape(session: Session, job: Job) -> list[int]:
+    for table, id_ in ((Dataset, job.dataset_id), (TrainedModel, job.model_id)):
+        shape = session.exec(select(table.sample_shape).where(table.id == id_)).first() if id_ else None
+        if shape is not None:
+            return list(shape)
+    raise _dataset_gone(job)
+
+
+def _dataset_gone(job: Job) -> ApiError:
+    return ApiError(409, "dataset_deleted", f"Dataset {job.dataset_id} of job {job.id} has been deleted, and this "
+                    "plot needs its samples; it was not drawn before the deletion.", {"dataset_id": job.dataset_id})
+
+
+def _assignments(session: Session, job_id: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = session.exec(select(Assignment.label, Assignment.confidence).where(Assignment.job_id == job_id)
+                        .order_by(Assignment.index)).all()
+    labels = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    return labels, np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+
+
+def _dataset(session: Session, job: Job) -> Dataset:
+    dataset = session.get(Dataset, job.dataset_id)
+    if dataset is None:
+        raise _dataset_gone(job)
+    return dataset
+
+
+def _dataset_array(session: Session, store: ArtifactStore, job: Job) -> np.ndarray:
+    return open_array(store.local_path(_dataset(session, job).data_key))
+
+
+def _dataset_labels(session: Session, store: ArtifactStore, job: Job) -> np.ndarray:
+    return np.load(store.local_path(_dataset(session, job).labels_key))

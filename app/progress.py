@@ -1,0 +1,65 @@
+"""A live progress bar of one job (Rich), shared by the Python client and the CLI.
+
+It is fed job resources as they are polled and shows the status or phase, the job's overall
+fraction, the epoch of the current phase, the last loss and an ETA. In fine-tuning, ``epochs`` is
+the most the phase can take (``maxiter`` iterations at ``ceil(n_samples / batch_size)`` per
+epoch); the phase may stop sooner, once fewer than ``tol`` of the labels change between
+target updates, so the bar shows it as an upper bound: ``epoch 12/≤188``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def stage(job: dict) -> str:
+    """``queued``, a running job's phase, or how it ended."""
+    if job["status"] == "running":
+        return job.get("phase") or "starting"
+    return job["status"]
+
+
+def detail(job: dict) -> str:
+    """``epoch 3/50  loss 0.0213`` for a running job; how it ended for a finished one."""
+    if job["status"] in FINISHED:
+        if job["status"] == "failed" and job.get("error"):
+            return f"{job['error']['code']}: {job['error']['message']}"
+        return f"model {job['model_id']}" if job.get("model_id") else ""
+    p = job.get("progress") or {}
+    parts = []
+    if job["status"] == "running" and p.get("epochs"):
+        bound = "≤" if job.get("phase") == "finetune" else ""
+        parts.append(f"epoch {p.get('epoch') or 0}/{bound}{p['epochs']}")
+    if p.get("loss") is not None:
+        parts.append(f"loss {p['loss']:.4g}")
+    if p.get("label_change") is not None and job.get("phase") == "finetune":
+        parts.append(f"changed {p['label_change']:.2%}")
+    return "  ".join(parts)
+
+
+def follow(states: Iterable[dict], console: Console | None = None) -> dict | None:
+    """Show a bar while iterating over successive resources of one job; returns the last one."""
+    last = None
+    columns = (TextColumn("{task.description:<9}"), BarColumn(bar_width=20), TaskProgressColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, console=console, refresh_per_second=4) as bar:
+        task = None
+        for job in states:
+            last = job
+            fraction = 1.0 if job["status"] == "succeeded" else (job.get("progress") or {}).get("fraction") or 0.0
+            if task is None:
+                bar.console.print(f"job {job['id']}", highlight=False)
+                task = bar.add_task(stage(job), total=1.0, detail="")
+            bar.update(task, completed=fraction, description=stage(job), detail=detail(job))
+    return last

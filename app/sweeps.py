@@ -1,0 +1,146 @@
+"""Sweeps: validated creation of the grid of child jobs, listing, cancel, the plot.
+
+A sweep is a row plus one ordinary job per grid point (K, seed); its status, progress and result
+come from those jobs (app/core/sweepstate.py). See that module for how pretraining is shared.
+"""
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.core import jobstate, sweepstate
+from app.core.dispatch import BrokerUnavailable, Dispatcher
+from app.core.ids import new_id
+from app.core.pagination import paginate
+from app.core.storage import ArtifactStore
+from app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, Sweep, SweepJob
+from app.errors import ApiError, invalid, not_found
+from app.jobs import method_for, validated_params
+from app.ownership import owned
+from app.schemas import SweepCreate
+from models import selection as model_selection
+
+MAX_GRID = 200  # jobs per sweep: a bigger grid is almost surely a typo in a range
+
+
+def owned_sweep(session: Session, sweep_id: str, tenant: str) -> Sweep:
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None or sweep.tenant_id != tenant:
+        raise not_found("sweep", sweep_id)
+    return sweep
+
+
+def grid(body: SweepCreate, n_samples: int) -> tuple[list[int], list[int]]:
+    """The K's and seeds of the request, checked: 422 for anything a job would refuse, or a grid
+    too large or unable to support the selection."""
+    ks = body.cluster_values()
+    seeds = body.seed_values()
+    if not ks:
+        raise invalid("invalid_n_clusters", "n_clusters gives no K: use a non-empty list or a range with "
+                      "min <= max.", n_clusters=body.model_dump()["n_clusters"])
+    bad = [k for k in ks if not 2 <= k <= n_samples]
+    if bad:
+        raise invalid("invalid_n_clusters", f"every K must be between 2 and the number of samples ({n_samples}); "
+                      f"not {bad}.", n_clusters=bad, n_samples=n_samples)
+    for name, values in (("n_clusters", ks), ("seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise invalid("invalid_grid", f"{name} repeats a value: {values}.", field=name)
+    if len(ks) * len(seeds) > MAX_GRID:
+        raise invalid("grid_too_large", f"{len(ks)} K's x {len(seeds)} seeds is {len(ks) * len(seeds)} jobs; at "
+                      f"most {MAX_GRID} per sweep.", jobs=len(ks) * len(seeds), limit=MAX_GRID)
+    if body.selection not in model_selection.CRITERIA:
+        raise invalid("invalid_selection", f"selection must be one of {sorted(model_selection.CRITERIA)}; got "
+                      f"{body.selection!r}.", selection=body.selection)
+    if body.selection == "stability" and len(seeds) < 2:
+        raise invalid("invalid_selection", "selection 'stability' compares runs of one K under different seeds: "
+                      "give at least two seeds (or n_restarts >= 2).", seeds=seeds)
+    return ks, seeds
+
+
+def create_sweep(session: Session, dispatcher: Dispatcher, tenant: str, body: SweepCreate) -> Sweep:
+    dataset = owned(session, Dataset, body.dataset_id, tenant)
+    method = method_for(dataset, body.method)
+    ks, seeds = grid(body, dataset.n_samples)
+    params = validated_params(method, dataset, body.params, body.pretrain)
+    # One pretraining per seed, reused by the seed's other K's, when the method pretrains at all.
+    share_pretraining = (params.get("pretrain_epochs") or 0) > 0 and len(ks) > 1
+
+    sweep = Sweep(id=new_id("swp"), tenant_id=tenant, dataset_id=dataset.id, name=body.name, method=method.name,
+                  params=params, n_clusters=ks, seeds=seeds, selection=body.selection, device=body.device)
+    jobs, links, runnable = [], [], []
+    for seed in seeds:  # every seed's first K before any held job, so sources are created first
+        source = None
+        for k in ks:
+            held = share_pretraining and source is not None
+            job = Job(id=new_id("job"), tenant_id=tenant, dataset_id=dataset.id,
+                      name=f"{body.name or sweep.id} K={k} seed={seed}", method=method.name, n_clusters=k,
+                      params=params, seed=seed, device=body.device,
+                      pretrained_from=source.id if held else None, waits_for=source.id if held else None)
+            jobs.append(job)
+            links.append(SweepJob(sweep_id=sweep.id, job_id=job.id, n_clusters=k, seed=seed,
+                                  position=ks.index(k) * len(seeds) + seeds.index(seed)))
+            if not held:
+                runnable.append(job.id)
+            source = source or job
+    session.add(sweep)
+    session.add_all(jobs)
+    session.flush()  # sweep and jobs before the links that point to them (PostgreSQL checks at once)
+    session.add_all(links)
+    session.commit()
+    try:
+        for job_id in runnable:  # only after the commit: a worker must find the rows
+            dispatcher.submit(job_id)
+    except BrokerUnavailable as exc:
+        for job in jobs:  # nothing half-made: the sweep, its links (cascade) and its jobs go
+            session.delete(job)
+        session.delete(sweep)
+        session.commit()
+        raise ApiError(503, "broker_unavailable", "The job queue (broker) is not answering; nothing was "
+                       "created, try again shortly.", {"reason": str(exc)}) from None
+    return sweep
+
+
+def list_sweeps(session: Session, tenant: str, dataset_id: str | None, limit: int,
+                offset: int) -> tuple[list[Sweep], int]:
+    where = [Sweep.tenant_id == tenant]
+    if dataset_id is not None:
+        where.append(Sweep.dataset_id == dataset_id)
+    return paginate(session, Sweep, *where, limit=limit, offset=offset)
+
+
+def view(session: Session, sweep: Sweep) -> dict:
+    """The sweep resource's fields that come from its children: status, progress, job_ids."""
+    pairs = sweepstate.children(session, sweep.id)
+    status, progress = sweepstate.status_and_progress(sweep, [job for _, job in pairs])
+    return {"status": status, "progress": progress, "job_ids": [link.job_id for link, _ in pairs]}
+
+
+def cancel_sweep(session: Session, store: ArtifactStore, tenant: str, sweep_id: str) -> Sweep:
+    """Cancel every child that has not ended (queued ones at once, running ones within an epoch);
+    the sweep is ``cancelled`` as soon as they all have ended."""
+    sweep = owned_sweep(session, sweep_id, tenant)
+    if sweep.status not in sweepstate.ACTIVE:
+        raise ApiError(409, "sweep_finished", f"Sweep {sweep_id} has already {sweep.status}; there is nothing "
+                       "to cancel.", {"status": sweep.status})
+    sweep.cancel_requested = True
+    session.add(sweep)
+    session.commit()
+    for _, job in sweepstate.children(session, sweep_id):
+        if job is not None and job.status in sweepstate.ACTIVE:
+            if jobstate.request_cancel(session, job.id) == CANCELLED and job.checkpoint_key:
+                store.delete_prefix(job.checkpoint_key)
+    sweepstate.settle(session, store, sweep_id)
+    session.refresh(sweep)
+    return sweep
+
+
+def plot_png(session: Session, tenant: str, sweep_id: str) -> bytes:
+    sweep = owned_sweep(session, sweep_id, tenant)
+    if sweep.status != SUCCEEDED:
+        raise ApiError(409, "sweep_not_succeeded", f"Sweep {sweep_id} is {view(session, sweep)['status']}; its plot "
+                       "exists once it has succeeded.", {"status": sweep.status})
+    try:
+        return model_selection.plot_sweep(sweep.result["table"], recommended=sweep.result["recommended"]["n_clusters"],
+                                          title=f"{sweep.method} sweep {sweep.id}")
+    except ImportError:
+        raise ApiError(503, "plotting_unavailable", "This server has no matplotlib; install deepclust[plot].",
+                       {}) from None

@@ -1,0 +1,208 @@
+// One job: live progress and loss from its event stream, then metrics, plots and predict.
+import {
+  $, ACTIVE, api, download, dropZone, formatNumber, formatTime, h, hideError, loadImage, progressText, showError,
+  statusBadge, watchJob,
+} from "./app.js";
+
+const jobId = $("#job").dataset.jobId;
+const PREDICT_ROWS_SHOWN = 20;
+const errorBox = $("#job-error");
+const history = new Map();  // "phase/epoch" -> row: a resumed attempt re-sends the rows it kept
+let job = null;
+let dataset = null;
+let resultsShown = false;
+
+// -- header and progress ----------------------------------------------------------------------------
+
+function render(next) {
+  job = next;
+  statusBadge($("#job-status"), job.status);
+  $("#job-title").replaceChildren(job.name ? `${job.name} ` : "Job ", h("code", {}, job.id));
+  const meta = [`${job.method}, K = ${job.n_clusters}, seed ${job.seed}`,
+    h("a", { href: `/jobs/new?dataset_id=${job.dataset_id}` }, dataset ? dataset.name : job.dataset_id),
+    `created ${formatTime(job.created_at)}`];
+  if (job.finished_at) meta.push(`finished ${formatTime(job.finished_at)}`);
+  $("#job-meta").replaceChildren(...meta.flatMap((part, i) => (i ? [" · ", part] : [part])));
+  const fraction = job.progress?.fraction || 0;
+  $("#job-progress-bar").style.width = `${Math.round(100 * fraction)}%`;
+  $("#job-progress-text").textContent = ACTIVE.has(job.status) ? `${Math.round(100 * fraction)}% · ${progressText(job)}`
+    : job.status === "failed" ? "" : progressText(job);
+  $("#job-cancel").hidden = !ACTIVE.has(job.status);
+  $("#job-delete").hidden = ACTIVE.has(job.status);
+  if (job.error) showError(errorBox, `${job.error.code}: ${job.error.message}`);
+}
+
+function addEpoch(row) {
+  history.set(`${row.phase}/${row.epoch}`, row);
+  drawLoss();
+}
+
+/** The loss of every epoch, phase after phase, on a log axis when it spans orders of magnitude. */
+function drawLoss() {
+  const canvas = $("#live-loss");
+  const ctx = canvas.getContext("2d");
+  const width = canvas.width;
+  const height = canvas.height;
+  ctx.clearRect(0, 0, width, height);
+  const rows = [...history.values()].filter((r) => typeof r.loss === "number" && Number.isFinite(r.loss));
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillStyle = "#667";
+  if (!rows.length) {
+    ctx.fillText(job && ACTIVE.has(job.status) ? "Waiting for the first epoch…" : "No losses recorded.", 60, height / 2);
+    return;
+  }
+  const pad = { left: 64, right: 16, top: 16, bottom: 28 };
+  const values = rows.map((r) => r.loss);
+  const positive = values.every((v) => v > 0);
+  const log = positive && Math.max(...values) / Math.min(...values) > 50;
+  const f = log ? Math.log10 : (v) => v;
+  let lo = Math.min(...values.map(f));
+  let hi = Math.max(...values.map(f));
+  if (hi === lo) { hi += 1; lo -= log ? 1 : Math.abs(lo) * 0.1 || 1; }
+  // Each phase gets an equal share of the width: a short pretraining stays readable beside a long fine-tuning.
+  const phases = [...new Set(rows.map((r) => r.phase))];
+  const span = (width - pad.left - pad.right) / phases.length;
+  const gap = phases.length > 1 ? 12 : 0;
+  const y = (v) => pad.top + (1 - (f(v) - lo) / (hi - lo)) * (height - pad.top - pad.bottom);
+  ctx.strokeStyle = "#dde";
+  ctx.beginPath();
+  for (let t = 0; t <= 4; t += 1) {
+    const yy = pad.top + t / 4 * (height - pad.top - pad.bottom);
+    ctx.moveTo(pad.left, yy);
+    ctx.lineTo(width - pad.right, yy);
+    const v = hi - t / 4 * (hi - lo);
+    ctx.fillText(formatNumber(log ? 10 ** v : v, 3), 4, yy + 4);
+  }
+  ctx.stroke();
+  const colors = { pretrain: "#1f77b4", init: "#7f7f7f", finetune: "#d62728" };
+  phases.forEach((phase, p) => {
+    const mine = rows.filter((r) => r.phase === phase);
+    const left = pad.left + p * span;
+    const x = (i) => left + (mine.length === 1 ? 0.5 : i / (mine.length - 1)) * (span - gap);
+    ctx.strokeStyle = colors[phase] || "#2ca02c";
+    ctx.fillStyle = ctx.strokeStyle;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    mine.forEach((r, i) => (i ? ctx.lineTo(x(i), y(r.loss)) : ctx.moveTo(x(i), y(r.loss))));
+    ctx.stroke();
+    if (mine.length === 1) ctx.fillRect(x(0) - 2, y(mine[0].loss) - 2, 4, 4);
+    ctx.fillText(`${phase} (${mine.length} epoch${mine.length === 1 ? "" : "s"})`, left + 4, height - 8);
+  });
+  ctx.lineWidth = 1;
+}
+
+// -- results ------------------------------------------------------------------------------------------
+
+async function showResults() {
+  if (resultsShown || job.status !== "succeeded") return;
+  resultsShown = true;
+  $("#results").hidden = false;
+  $("#predict").hidden = false;
+  try {
+    const metrics = await api(`/v1/jobs/${jobId}/metrics`);
+    const rows = [["clusters (sizes)", metrics.cluster_sizes.join(", ")]];
+    for (const [name, value] of Object.entries(metrics.internal)) rows.push([name.replaceAll("_", " "), formatNumber(value)]);
+    for (const [name, value] of Object.entries(metrics.external || {})) rows.push([name.toUpperCase(), formatNumber(value)]);
+    $("#metrics-table tbody").replaceChildren(...rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))));
+  } catch (error) {
+    showError(errorBox, error);
+  }
+  const images = dataset && dataset.sample_shape.length === 3;
+  for (const figure of document.querySelectorAll("#results figure[data-plot]")) {
+    const name = figure.dataset.plot;
+    if ((name === "examples" && dataset && !images) || (name === "confusion" && dataset && !dataset.has_labels)) {
+      figure.hidden = true;
+      continue;
+    }
+    figure.classList.add("loading");
+    loadImage($("img", figure), `/v1/jobs/${jobId}/plots/${name}.png`)
+      .catch((error) => {
+        // 409: this plot does not apply (no labels, not images); the API says why.
+        if (error.status === 409 && !dataset) figure.hidden = true;
+        else figure.append(h("p", { className: "banner error" }, error.message));
+      })
+      .finally(() => figure.classList.remove("loading"));
+  }
+}
+
+async function predict(file) {
+  const errorEl = $("#predict-error");
+  hideError(errorEl);
+  $("#predict-result").hidden = true;
+  $("#predict-status").textContent = `Predicting ${file.name}…`;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const answer = await api(`/v1/models/${job.model_id}/predict`, { method: "POST", form });
+    const counts = new Map();
+    answer.labels.forEach((label) => counts.set(label, (counts.get(label) || 0) + 1));
+    const summary = [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([k, n]) => `cluster ${k}: ${n}`).join(", ");
+    $("#predict-status").textContent = "";
+    const more = answer.labels.length > PREDICT_ROWS_SHOWN ? ` The first ${PREDICT_ROWS_SHOWN} rows:` : "";
+    $("#predict-summary").textContent = `${answer.labels.length} rows of ${file.name} — ${summary}.${more}`;
+    $("#predict-table tbody").replaceChildren(...answer.labels.slice(0, PREDICT_ROWS_SHOWN).map((label, i) =>
+      h("tr", {}, h("td", {}, i), h("td", {}, label), h("td", {}, formatNumber(answer.probabilities[i][label], 3)))));
+    $("#predict-result").hidden = false;
+  } catch (error) {
+    $("#predict-status").textContent = "";
+    showError(errorEl, error);
+  }
+}
+
+// -- actions ------------------------------------------------------------------------------------------
+
+async function cancel() {
+  $("#job-cancel").disabled = true;
+  try {
+    render(await api(`/v1/jobs/${jobId}/cancel`, { method: "POST" }));
+  } catch (error) {
+    showError(errorBox, error);
+  } finally {
+    $("#job-cancel").disabled = false;
+  }
+}
+
+async function remove() {
+  if (!confirm(`Delete this job, its labels and its model?`)) return;
+  try {
+    await api(`/v1/jobs/${jobId}`, { method: "DELETE" });
+    location.assign("/jobs");
+  } catch (error) {
+    showError(errorBox, error);
+  }
+}
+
+async function init() {
+  try {
+    render(await api(`/v1/jobs/${jobId}`));
+  } catch (error) {
+    showError(errorBox, error);
+    return;
+  }
+  try {
+    dataset = await api(`/v1/datasets/${job.dataset_id}`);
+    render(job);
+  } catch { /* the dataset may have been deleted since; the job outlives it */ }
+  try {
+    for (const row of await api(`/v1/jobs/${jobId}/history`)) history.set(`${row.phase}/${row.epoch}`, row);
+  } catch (error) {
+    showError(errorBox, error);
+  }
+  drawLoss();
+  $("#job-cancel").addEventListener("click", cancel);
+  $("#job-delete").addEventListener("click", remove);
+  $("#download-labels").addEventListener("click", () =>
+    download(`/v1/jobs/${jobId}/labels?format=csv`, `${jobId}-labels.csv`).catch((error) => showError(errorBox, error)));
+  dropZone($("#predict-dropzone"), $("#predict-file"), predict);
+  if (ACTIVE.has(job.status)) {
+    try {
+      await watchJob(jobId, { onStatus: render, onEpoch: addEpoch, onEnd: render });
+    } catch (error) {
+      showError(errorBox, error);
+    }
+    drawLoss();
+  }
+  showResults();
+}
+
+init();

@@ -1,0 +1,145 @@
+"""AE+DAC (Yu et al. 2021): a fully convolutional autoencoder trained jointly with Deep Adaptive
+Clustering's pairwise loss on a softmax head (METHODS §5).
+
+No code is public; the spec reconstructs it from the paper and DAC. Pretrain the autoencoder on
+reconstruction; then, per batch, ``α·L_r + β·L_c`` on encoder, decoder and head, where ``L_c`` is
+binary cross-entropy on the pairs whose label-feature cosine similarity is at least ``u(ξ)``
+(same cluster) or at most ``l(ξ)`` (different clusters). ξ rises once per epoch until the
+thresholds meet (75 epochs with the paper's constants). Predictions come from the head.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from ..images import DACAutoencoder, DACModel
+from ..images.augment import augment
+from ..images.dac import PAIR_REDUCTIONS, RECON_REDUCTIONS, Thresholds, dac_batch_loss, dac_reconstruction_loss
+from ..phases import FINETUNE
+from ..training import Phase, PretrainPhase, make_optimizer, predict_soft
+from . import register
+from .base import ClusteringMethod, Params
+from ._image import ImageMethod
+
+STL10_SIDE = 96  # from this size on, layout "auto" takes the STL-10 encoder (METHODS §5.1)
+
+
+class AEDACParams(Params):
+    layout: Literal["auto", "table3", "stl10"] = Field(
+        "auto", description="Encoder layout of the paper's Table 3: 'table3' (4 stride-2 convs, Fashion-MNIST/CIFAR), "
+                            "'stl10' (96×96), 'auto': stl10 when both sides are at least 96.")
+    head_hidden: int = Field(64, ge=1, le=4096, description="Width of the head's hidden layer.")
+    pretrain_epochs: int = Field(100, ge=0, le=10_000,
+                                 description="Autoencoder pretraining epochs (not in the paper; a guess).")
+    pretrain_batch_size: int = Field(128, ge=1, le=65_536)
+    pretrain_lr: float = Field(1e-3, gt=0, le=10, description="Adam learning rate of pretraining.")
+    batch_size: int = Field(128, ge=2, le=65_536, description="Joint-training batch size (pairs are formed within it).")
+    lr: float = Field(1e-4, gt=0, le=10, description="Adam learning rate of joint training.")
+    alpha: float = Field(0.5, ge=0, le=1000, description="Weight α of the reconstruction loss.")
+    beta: float = Field(0.3, ge=0, le=1000, description="Weight β of the pairwise clustering loss.")
+    xi_lr: float = Field(0.005, gt=0, le=1,
+                         description="η: ξ rises by 1.1·η per epoch; training ends when u(ξ)=0.95−ξ ≤ l(ξ)=0.5+0.1ξ.")
+    max_epochs: int = Field(200, ge=1, le=100_000, description="Joint-training epochs at most.")
+    pair_reduction: Literal[PAIR_REDUCTIONS] = Field(
+        "all_pairs", description="'all_pairs': each BCE term averaged over all B² pairs (DAC); "
+                                 "'selected': over the selected pairs.")
+    recon_reduction: Literal[RECON_REDUCTIONS] = Field(
+        "mean", description="'mean' over all elements (Keras mse); 'paper': (1/2n)·Σ‖x−x̂‖².")
+    augment: bool = Field(False, description="Random rotation ±10° and shift ±10% of joint-training batches.")
+
+
+class PairwisePhase(Phase):
+    """Joint training: one encoder pass per batch feeds the decoder and the head."""
+
+    name = FINETUNE
+    order = "shuffle"
+
+    def __init__(self, params: AEDACParams):
+        self.p, self.batch_size = params, params.batch_size
+        self.transform = augment if params.augment else None
+        self.thresholds = Thresholds(eta=params.xi_lr)
+        self.epochs_done = 0
+        self.labels: np.ndarray | None = None
+        self.label_change: float | None = None
+
+    @property
+    def xi(self) -> float:
+        return self.thresholds.xi_after(self.epochs_done)
+
+    def iterations(self, n_samples):
+        epochs = min(self.p.max_epochs, self.thresholds.epochs_to_stop(cap=self.p.max_epochs))
+        return epochs * self.iterations_per_epoch(n_samples)
+
+    def optimizer(self, model):
+        return make_optimizer(model.autoencoder.parameters(), "adam", self.p.lr)
+
+    def step(self, model, batch):
+        ae = model.autoencoder
+        z = ae.encode(batch.x)
+        return dac_batch_loss(ae.cluster_probs(z), ae.decode(z), batch.x.reshape(-1, *ae.sample_shape), self.xi,
+                              alpha=self.p.alpha, beta=self.p.beta, thresholds=self.thresholds,
+                              pair_reduction=self.p.pair_reduction, recon_reduction=self.p.recon_reduction)
+
+    def end_epoch(self, model, data, epoch, run):
+        labels = predict_soft(model, data).argmax(1).cpu().numpy()
+        self.label_change = None if self.labels is None else float(np.mean(labels != self.labels))
+        self.labels = labels
+        self.epochs_done = epoch + 1
+        run.report_labels(self.name, self.epochs_done * self.iterations_per_epoch(len(data)), labels,
+                          self.label_change)
+        return self.thresholds.done(self.xi)
+
+    def epoch_logs(self):
+        logs = {"xi": self.xi}
+        if self.label_change is not None:
+            logs["label_change"] = self.label_change
+        return logs
+
+    def state_dict(self):
+        return {"epochs_done": self.epochs_done, "label_change": self.label_change,
+                "labels": None if self.labels is None else torch.as_tensor(self.labels)}
+
+    def load_state_dict(self, state):
+        self.epochs_done = int(state["epochs_done"])
+        self.label_change = state["label_change"]
+        self.labels = None if state["labels"] is None else state["labels"].cpu().numpy()
+
+
+@register
+class AEDAC(ImageMethod, ClusteringMethod):
+    name = "ae_dac"
+    summary = ("Autoencoder + Deep Adaptive Clustering: a fully convolutional autoencoder trained jointly with "
+               "pairwise same/different-cluster labels on a softmax head, thresholds tightening every epoch.")
+    params_model = AEDACParams
+    network_type = DACAutoencoder.type_name
+    tiny_preset = {"pretrain_epochs": 3, "pretrain_batch_size": 16, "batch_size": 16, "head_hidden": 8,
+                   "lr": 1e-3, "xi_lr": 0.1}
+
+    @classmethod
+    def network_options(cls, params, sample_shape):
+        layout = params.layout
+        if layout == "auto":
+            shape = tuple(sample_shape)
+            layout = "stl10" if len(shape) == 3 and min(shape[1:]) >= STL10_SIDE else "table3"
+        return {"layout": layout}
+
+    def build_model(self, sample_shape):
+        p = self.params
+        layout = self.network_options(p, sample_shape)["layout"]
+        return DACModel(DACAutoencoder(*sample_shape, n_clusters=self.n_clusters, layout=layout,
+                                       head_hidden=p.head_hidden))
+
+    def pretrain_objective(self, autoencoder, x):
+        z, x_hat = autoencoder(x)
+        rec = dac_reconstruction_loss(x_hat, x.reshape(x_hat.shape), self.params.recon_reduction)
+        return {"loss": rec, "reconstruction": rec}
+
+    def phases(self, n_samples, *, pretrained):
+        p = self.params
+        pretrain = PretrainPhase(self.pretrain_objective,
+                                 lambda ae: make_optimizer(ae.parameters(), "adam", p.pretrain_lr),
+                                 epochs=p.pretrain_epochs, batch_size=p.pretrain_batch_size)
+        return [*([] if pretrained else [pretrain]), PairwisePhase(p)]

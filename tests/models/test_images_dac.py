@@ -1,0 +1,118 @@
+"""AE+DAC: label features, similarities, pair selection, the pairwise loss and the ξ schedule."""
+import math
+
+import pytest
+import torch
+
+from models.images.dac import (Thresholds, cosine_similarity_matrix, dac_batch_loss, dac_reconstruction_loss,
+                               label_features, pairwise_clustering_loss, select_pairs)
+
+# Four samples' softmax rows: a and b agree, c is elsewhere, d leans towards a.
+PROBS = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.8, 0.2, 0.0]], dtype=torch.float64)
+D_NORM = math.sqrt(0.8 ** 2 + 0.2 ** 2)
+S_AD = 0.8 / D_NORM  # 0.9701
+S_CD = 0.2 / D_NORM  # 0.2425
+
+
+def test_label_features_are_unit_rows():
+    f = label_features(torch.tensor([[3.0, 4.0], [0.5, 0.5]]))
+    torch.testing.assert_close(f, torch.tensor([[0.6, 0.8], [2 ** -0.5, 2 ** -0.5]]))
+
+
+def test_similarity_matrix_by_hand():
+    s = cosine_similarity_matrix(PROBS)
+    expected = torch.tensor([[1, 1, 0, S_AD], [1, 1, 0, S_AD], [0, 0, 1, S_CD], [S_AD, S_AD, S_CD, 1]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(s, expected)
+
+
+def test_masks_at_the_initial_thresholds():
+    s = cosine_similarity_matrix(PROBS)
+    th = Thresholds()
+    pos, neg = select_pairs(s, th.upper(0.0), th.lower(0.0))  # u = 0.95, l = 0.5
+    assert pos.dtype == torch.bool and not pos.requires_grad
+    expected_pos = torch.tensor([[1, 1, 0, 1], [1, 1, 0, 1], [0, 0, 1, 0], [1, 1, 0, 1]], dtype=torch.bool)
+    expected_neg = torch.tensor([[0, 0, 1, 0], [0, 0, 1, 0], [1, 1, 0, 1], [0, 0, 1, 0]], dtype=torch.bool)
+    assert torch.equal(pos, expected_pos) and torch.equal(neg, expected_neg)
+    # At ξ = 0.2 (u = 0.75, l = 0.52) the same pairs stay selected.
+    pos, neg = select_pairs(s, th.upper(0.2), th.lower(0.2))
+    assert pos[0, 3] and neg[2, 3]
+    # A pair between the thresholds is left out of both.
+    pos, neg = select_pairs(torch.tensor([[0.7]]), 0.95, 0.5)
+    assert not pos.any() and not neg.any()
+    # The bounds themselves are selected (≥ u, ≤ l).
+    pos, neg = select_pairs(torch.tensor([[0.95, 0.5]]), 0.95, 0.5)
+    assert pos.tolist() == [[True, False]] and neg.tolist() == [[False, True]]
+
+
+def test_pairwise_loss_by_hand():
+    s = cosine_similarity_matrix(PROBS)
+    pos, neg = select_pairs(s, 0.95, 0.5)
+    # Positive pairs: the 4 diagonal and (a,b),(b,a) terms are −log 1 = 0; (a,d),(d,a),(b,d),(d,b)
+    # give −log s_ad. Negative pairs: (a,c),(c,a),(b,c),(c,b) give −log 1 = 0; (c,d),(d,c) give
+    # −log(1 − s_cd). Both means over all 16 pairs.
+    expected = 4 * -math.log(S_AD) / 16 + 2 * -math.log(1 - S_CD) / 16
+    assert pairwise_clustering_loss(s, pos, neg).item() == pytest.approx(expected, rel=1e-12)
+    # Over the selected pairs only: 10 positive + 6 negative = 16 here, the same; drop the diagonal.
+    eye = torch.eye(4, dtype=torch.bool)
+    selected = (4 * -math.log(S_AD) + 2 * -math.log(1 - S_CD)) / 12
+    assert pairwise_clustering_loss(s, pos & ~eye, neg, "selected").item() == pytest.approx(selected, rel=1e-12)
+
+
+def test_pairwise_loss_clips_the_logs():
+    s = torch.tensor([[0.0, 1.0 + 1e-7]], dtype=torch.float64)
+    loss = pairwise_clustering_loss(s, torch.tensor([[True, False]]), torch.tensor([[False, True]]))
+    assert loss.item() == pytest.approx(2 * -math.log(1e-10) / 2)
+    with pytest.raises(ValueError, match="unknown pair reduction"):
+        pairwise_clustering_loss(s, s > 0, s > 0, "sum")
+
+
+def test_loss_gradient_flows_through_the_similarities_not_the_masks():
+    logits = torch.tensor([[2.0, 0.0], [1.5, 0.2], [0.0, 2.0]], requires_grad=True)
+    probs = torch.softmax(logits, 1)
+    s = cosine_similarity_matrix(probs)
+    pos, neg = select_pairs(s, 0.9, 0.6)
+    loss = pairwise_clustering_loss(s, pos, neg)
+    loss.backward()
+    with torch.no_grad():
+        stepped = logits - 1.0 * logits.grad
+        s2 = cosine_similarity_matrix(torch.softmax(stepped, 1))
+        assert pairwise_clustering_loss(s2, pos, neg).item() < loss.item()
+
+
+def test_xi_schedule_paper_constants():
+    th = Thresholds()
+    assert (th.upper(0.0), th.lower(0.0)) == (0.95, 0.5)
+    assert th.xi_after(1) == pytest.approx(0.0055)  # ξ + 1.1·η with η = 0.005
+    assert th.upper(th.xi_after(10)) == pytest.approx(0.95 - 0.055)
+    assert th.lower(th.xi_after(10)) == pytest.approx(0.5 + 0.0055)
+    # u ≤ l once ξ ≥ 0.45 / 1.1 = 0.409: not after 74 epochs (ξ = 0.407), after 75 (ξ = 0.4125).
+    assert not th.done(th.xi_after(74)) and th.done(th.xi_after(75))
+    assert th.epochs_to_stop() == 75
+
+
+def test_xi_schedule_original_dac_constants():
+    # DAC: l = 0.455 + 0.1λ, η = 0.009: λ += 0.0099 per epoch, done after 46 epochs.
+    assert Thresholds(l0=0.455, eta=0.009).epochs_to_stop() == 46
+
+
+def test_reconstruction_reductions():
+    x = torch.zeros(2, 1, 2, 2)
+    x_hat = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]], [[[1.0, 1.0], [1.0, 1.0]]]])
+    # Mean over all 8 elements: 5/8. Paper: ½ · mean over samples of (1, 4) = 1.25.
+    assert dac_reconstruction_loss(x_hat, x).item() == pytest.approx(5 / 8)
+    assert dac_reconstruction_loss(x_hat, x, "paper").item() == pytest.approx(1.25)
+    with pytest.raises(ValueError, match="unknown reconstruction reduction"):
+        dac_reconstruction_loss(x_hat, x, "sum")
+
+
+def test_batch_loss_is_the_weighted_sum():
+    x = torch.zeros(4, 1, 2, 2, dtype=torch.float64)
+    x_hat = torch.full_like(x, 0.5)
+    terms = dac_batch_loss(PROBS, x_hat, x, xi=0.0, alpha=0.5, beta=0.3)
+    assert terms["reconstruction"].item() == pytest.approx(0.25)
+    expected_lc = 4 * -math.log(S_AD) / 16 + 2 * -math.log(1 - S_CD) / 16
+    assert terms["clustering"].item() == pytest.approx(expected_lc)
+    assert terms["loss"].item() == pytest.approx(0.5 * 0.25 + 0.3 * expected_lc)
+    assert terms["positive_pairs"].item() == pytest.approx(10 / 16)
+    assert terms["negative_pairs"].item() == pytest.approx(6 / 16)

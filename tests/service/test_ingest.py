@@ -1,0 +1,131 @@
+"""ingest.canonicalize on its own: every format block by block, in-place .npy, refusals with positions."""
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from app import ingest
+from app.core.npyfile import open_array
+from app.errors import ApiError
+
+ROWS, WIDTH = 300, 7
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 1 KB: a 300-row table spans dozens of them (the pandas reader's floor is 64 rows)."""
+    monkeypatch.setattr(ingest, "_BLOCK_BYTES", 1024)
+
+
+@pytest.fixture
+def staging(tmp_path):
+    @contextmanager
+    def make(suffix: str = ""):
+        path = tmp_path / f"staging-{len(list(tmp_path.iterdir()))}{suffix}"
+        path.touch()
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    return make
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(ROWS, WIDTH)).astype(np.float32), rng.choice(["b", "a", "c"], size=ROWS)
+
+
+def canon(tmp_path: Path, name: str, content: bytes, staging, **kwargs) -> tuple[ingest.Canonical, np.ndarray]:
+    src, out = tmp_path / name, tmp_path / "out.npy"
+    src.write_bytes(content)
+    fmt = ingest.detect_format(name, src)
+    result = ingest.canonicalize(src, fmt, out, staging=staging, max_expanded_bytes=1 << 30, **kwargs)
+    return result, np.asarray(open_array(out))
+
+
+def refusal(tmp_path, name, content, staging, **kwargs) -> ApiError:
+    with pytest.raises(ApiError) as caught:
+        canon(tmp_path, name, content, staging, **kwargs)
+    return caught.value
+
+
+def test_csv_and_parquet_across_many_blocks_equal_the_array(tmp_path, staging, small_blocks):
+    X, y = data()
+    lines = ["f0,f1,f2,label,f3,f4,f5,f6"] + [
+        ",".join([*map(repr, map(float, row[:3])), label, *map(repr, map(float, row[3:]))]) for row, label in zip(X, y)]
+    result, stored = canon(tmp_path, "t.csv", "\r\n".join(lines).encode(), staging, label_column="label")
+    np.testing.assert_array_equal(stored, X)  # float32 values written exactly come back exactly
+    np.testing.assert_array_equal(result.labels, np.unique(y, return_inverse=True)[1])
+    assert result.shape == (ROWS, WIDTH) and result.n_classes == 3
+
+    table = pa.table({**{f"f{i}": X[:, i] for i in range(WIDTH)}, "label": y})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=50)
+    result, stored = canon(tmp_path, "t.parquet", buffer.getvalue(), staging, label_column="label")
+    np.testing.assert_array_equal(stored, X)
+    np.testing.assert_array_equal(result.labels, np.unique(y, return_inverse=True)[1])
+    assert result.source_dtype == "float32"
+
+
+def test_float32_npy_is_moved_into_place_and_other_dtypes_are_converted(tmp_path, staging, small_blocks):
+    X, _ = data()
+    buffer = io.BytesIO()
+    np.save(buffer, X)
+    src, out = tmp_path / "x.npy", tmp_path / "out.npy"
+    src.write_bytes(buffer.getvalue())
+    result = ingest.canonicalize(src, "npy", out, staging=staging, max_expanded_bytes=1 << 30)
+    assert not src.exists() and out.read_bytes() == buffer.getvalue()  # renamed, not rewritten
+    assert result.shape == X.shape and result.source_dtype == "float32"
+
+    images = np.random.default_rng(1).random((40, 6, 5), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, images)
+    result, stored = canon(tmp_path, "img.npy", buffer.getvalue(), staging)
+    assert result.shape == (40, 1, 6, 5) and (tmp_path / "out.npy").stat().st_size == len(buffer.getvalue())
+    np.testing.assert_array_equal(stored[:, 0], images)  # the header gained the channel axis in place
+
+    for variant in (X.astype(">f4"), np.asfortranarray(X), X.astype(np.float64), (X > 0)):
+        buffer = io.BytesIO()
+        np.save(buffer, variant)
+        _, stored = canon(tmp_path, "v.npy", buffer.getvalue(), staging)
+        assert stored.dtype == np.float32 and stored.flags.c_contiguous
+        np.testing.assert_array_equal(stored, np.asarray(variant, dtype=np.float32))
+
+
+def test_refusals_name_the_row_in_any_block(tmp_path, staging, small_blocks):
+    X, _ = data()
+    rows = [",".join(map(repr, map(float, row))) for row in X]
+    bad = list(rows)
+    bad[250] = ",".join(bad[250].split(",")[:-1])  # one cell short, far past the first block
+    error = refusal(tmp_path, "r.csv", "\n".join(bad).encode(), staging)
+    assert (error.code, error.details["line"]) == ("ragged_rows", 251)
+    bad = list(rows)
+    bad[250] = ",".join(bad[250].split(",")[:-1]) + ","  # an empty cell
+    error = refusal(tmp_path, "e.csv", "\n".join(bad).encode(), staging)
+    assert (error.code, error.details["row"], error.details["column"]) == ("non_finite", 250, WIDTH - 1)
+
+    X64 = X.astype(np.float64)
+    X64[260, 3] = 1e300  # finite in float64, not in float32
+    buffer = io.BytesIO()
+    np.save(buffer, X64)
+    error = refusal(tmp_path, "o.npy", buffer.getvalue(), staging)
+    assert (error.code, error.details["row"], error.details["column"]) == ("non_finite", 260, 3)
+
+
+def test_labels_text_is_streamed_to_the_codes_np_unique_gives(tmp_path):
+    labels = np.array(["10", "2", "cat", "1", "2", "10"])
+    path = tmp_path / "y.txt"
+    path.write_text(" \n".join(labels) + "\n\n")
+    codes = ingest.read_labels_file(path, "y.txt", len(labels))
+    np.testing.assert_array_equal(codes, np.unique(labels, return_inverse=True)[1])
+    np.testing.assert_array_equal(ingest.read_labels_file(path, "y.txt"), codes)
+    with pytest.raises(ApiError) as caught:
+        ingest.read_labels_file(path, "y.txt", 4)
+    assert caught.value.details == {"n_labels": 6, "n_samples": 4}
