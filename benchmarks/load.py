@@ -228,13 +228,11 @@ def train_model(client, settings_env: dict, X: np.ndarray) -> tuple[str, str]:
 
 
 def export_model(database_url: str, model_id: str, out: Path) -> tuple[Path, Path]:
-    from sqlalchemy import create_engine, text
+    from app.core.db import engine_for, new_session
+    from app.core.results import model_bytes
 
-    engine = create_engine(database_url)
-    with engine.connect() as conn:
-        weights, manifest = conn.execute(text("SELECT weights, manifest FROM models WHERE id = :id"),
-                                         {"id": model_id}).one()
-    engine.dispose()
+    with new_session(engine_for(database_url)) as session:
+        weights, manifest = model_bytes(session, model_id)
     (out / "weights.safetensors").write_bytes(bytes(weights))
     (out / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
     return out / "weights.safetensors", out / "manifest.json"

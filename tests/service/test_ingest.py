@@ -119,6 +119,24 @@ def test_refusals_name_the_row_in_any_block(tmp_path, staging, small_blocks):
     assert (error.code, error.details["row"], error.details["column"]) == ("non_finite", 260, 3)
 
 
+def test_csv_columns_are_typed_per_block_and_a_non_number_is_named(tmp_path, staging, small_blocks):
+    ints = np.arange(ROWS * WIDTH).reshape(ROWS, WIDTH)
+    lines = [",".join(map(str, row)) for row in ints]
+    lines[200] = ",".join(["0", "1.5e0", *lines[200].split(",")[2:]])  # float cells in an integer block
+    lines[201] = ",".join([str(2 ** 70), *lines[201].split(",")[1:]])  # beyond int64: a number all the same
+    _, stored = canon(tmp_path, "i.csv", "\n".join(lines).encode(), staging)
+    expected = ints.astype(np.float32)
+    expected[200, :2], expected[201, 0] = (0, 1.5), 2.0 ** 70
+    np.testing.assert_array_equal(stored, expected)
+
+    for cell, at in (("abc", (250, 2)), ("True", (260, 4))):
+        bad = [line.split(",") for line in lines]
+        bad[at[0]][at[1]] = cell
+        error = refusal(tmp_path, f"n{at[0]}.csv", "\n".join(map(",".join, bad)).encode(), staging)
+        assert (error.code, error.details["row"], error.details["column"]) == ("non_numeric", *at)
+        assert repr(cell) in error.message
+
+
 def test_labels_text_is_streamed_to_the_codes_np_unique_gives(tmp_path):
     labels = np.array(["10", "2", "cat", "1", "2", "10"])
     path = tmp_path / "y.txt"
