@@ -116,6 +116,30 @@ def test_server_under_load_stops_when_asked(tmp_path):
     assert "Traceback" not in server.output()
 
 
+def test_the_served_socket_answers_without_nagle_delays():
+    """`deepclust serve` binds its own socket; asyncio turns Nagle off on its connections only when
+    it says it is TCP (with Nagle on, every small answer waited ~40 ms for a delayed ACK)."""
+    from app.cli.admin import bind
+
+    seen = []
+
+    async def main():
+        async def handler(reader, writer):
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handler, sock=bind("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            while not seen:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert seen == [1]
+
+
 # -- overload and a starved pool, on an in-process uvicorn ----------------------------------------------
 
 def hold_a_slot(port: int) -> socket.socket:
