@@ -1,9 +1,17 @@
 """The embedded dispatcher's runner: the job table is the queue, one job at a time, each in a
-spawned child process (never inside the web process; a crash or a CUDA context dies with it)."""
+spawned child process (never inside the web process; a crash or a CUDA context dies with it).
+
+Supervision (docs/architecture.md, "The local runner's supervision"): every child dies with the
+`deepclust serve` process (worker/supervision.py); on start the runner requeues the running jobs
+that this host's previous runner left behind; and one child is kept warm, torch imported and
+waiting on a pipe for its job, so a claimed job starts at once.
+"""
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import socket
 import threading
 
@@ -14,14 +22,25 @@ from app.core.db import engine_for, new_session
 from app.core.settings import Settings
 from app.core.storage import store_for
 from app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job
+from worker.supervision import die_with_parent, pid_alive
 
 log = logging.getLogger(__name__)
 
 
-def _run_in_child(job_id: str, attempt: int, settings: dict) -> None:
+def _job_process(parent_pid: int, jobs, settings: dict) -> None:
+    """A job's process: supervised, then warm (torch imported), then the one job sent on ``jobs``."""
+    die_with_parent(parent_pid)
+    # Ctrl-C in a terminal reaches the whole process group; whether this process stops is the
+    # runner's call (it terminates it when serve stops, and says what became of the job).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [job] %(message)s")
-    from worker.run import run_job  # torch is imported here, in the child only
+    from worker.run import run_job  # torch is imported here, in the child only, before any job is given
 
+    try:
+        job_id, attempt = jobs.recv()
+    except EOFError:  # the runner closed the pipe: no job for this one
+        return
+    jobs.close()
     run_job(job_id, Settings(**settings), attempt=attempt)
 
 
@@ -32,38 +51,66 @@ class LocalRunner(threading.Thread):
         self.engine = engine_for(settings.database_url)
         self.store = store_for(settings.data_dir)
         self._stop_event = threading.Event()
-        self._context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context("spawn")  # never fork: the parent may hold threads and locks
+        self._warm = None  # (process, the pipe's sending end): the next job's process, started ahead
 
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
 
     def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                if not self.run_next():
-                    self._stop_event.wait(self.settings.runner_poll_seconds)
-            except Exception:  # e.g. the database is briefly unavailable; keep the runner alive
-                log.exception("local runner round failed")
-                self._stop_event.wait(max(1.0, self.settings.runner_poll_seconds))
+        started = False
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    if not started:
+                        self.requeue_orphans()
+                        self._warm_up()
+                        started = True
+                    if not self.run_next():
+                        self._stop_event.wait(self.settings.runner_poll_seconds)
+                except Exception:  # e.g. the database is briefly unavailable; keep the runner alive
+                    log.exception("local runner round failed")
+                    self._stop_event.wait(max(1.0, self.settings.runner_poll_seconds))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the warm process, if any: a stopped runner leaves no process behind."""
+        if self._warm is None:
+            return
+        child, jobs = self._warm
+        self._warm = None
+        jobs.close()
+        child.terminate()
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
     def run_next(self) -> bool:
         """Run the oldest queued job that is not held (``waits_for``) to its end; False when there was none.
 
-        The runner claims the job before it spawns the child (which takes seconds to import
-        torch), so the job shows running at once; the child adopts the claim, recording its pid.
+        The runner claims the job itself, so it shows running at once, and hands it to the warm
+        process, which adopts the claim (recording its pid); the next warm process starts then.
         """
         with new_session(self.engine) as session:
             job_id = session.exec(select(Job.id).where(Job.status == QUEUED, Job.waits_for.is_(None))
                                   .order_by(Job.created_at, Job.id).limit(1)).first()
-            if job_id is None:
-                return False
+        if job_id is None:
+            return False
+        child, jobs = self._take_warm()  # before the claim: a claimed job never waits for a process to exist
+        with new_session(self.engine) as session:
             job = jobstate.claim(session, job_id, jobstate.worker_name())
-        if job is None:  # cancelled, or taken by another runner, since the select
+        if job is None:  # cancelled, or taken by another runner, since the select: keep the process for the next
+            self._warm = (child, jobs)
             return True
-        child = self._context.Process(target=_run_in_child, name=f"deepclust-{job_id}",
-                                      args=(job_id, job.attempts, self.settings.model_dump(mode="json")))
-        child.start()
+        try:
+            jobs.send((job_id, job.attempts))
+        except OSError:
+            pass  # it died since it was found alive: its exit status and the job's row tell _recover the rest
+        jobs.close()
+        self._warm_up()
         stopping = False
         while child.is_alive():
             child.join(0.5)
@@ -74,6 +121,73 @@ class LocalRunner(threading.Thread):
         if child.exitcode != 0:
             self._recover(job_id, job.attempts, child, "the server stopped" if stopping else None)
         return True
+
+    def _warm_up(self) -> None:
+        """Start the next job's process now, so it has imported torch by the time a job comes."""
+        if self._warm is None and not self._stop_event.is_set():
+            self._warm = self._spawn()
+
+    def _spawn(self):
+        """A job process waiting for its job on a pipe: (process, the pipe's sending end).
+
+        Called from the runner's own thread only: the kernel kills a child when the *thread* that
+        spawned it ends (worker/supervision.py), and this thread outlives its children."""
+        receiving, sending = self._context.Pipe(duplex=False)
+        child = self._context.Process(target=_job_process, name="deepclust-job",
+                                      args=(os.getpid(), receiving, self.settings.model_dump(mode="json")))
+        child.start()
+        receiving.close()  # the child has its own copy; ours would keep the pipe open after it is gone
+        return child, sending
+
+    def _take_warm(self):
+        """The warm process, or a new one if there is none or it died waiting (a process that died
+        idle is replaced only when a job needs one, so one that cannot start does not respawn in a loop)."""
+        if self._warm is not None and not self._warm[0].is_alive():
+            child, jobs = self._warm
+            self._warm = None
+            jobs.close()
+            child.join()
+            log.warning("the waiting job process (pid %s) exited with code %s before it was given a job; "
+                        "starting another", child.pid, child.exitcode)
+        warm, self._warm = self._warm or self._spawn(), None
+        return warm
+
+    def requeue_orphans(self) -> list[str]:
+        """Requeue (resuming from the checkpoint) or fail, by the attempt rules, the running jobs this
+        host's previous runner left: their ``worker`` is this hostname with a pid that no longer runs
+        (the runner's own, between claim and adoption, or its job process's). Returns their ids.
+
+        The hostname is what keeps another host's jobs out (a pid means nothing there), so hosts
+        sharing a database must have distinct hostnames. A live pid is left alone: another serve
+        on this host, or an unrelated process that took the pid (the reaper gets to that job).
+        """
+        host = socket.gethostname()
+        with new_session(self.engine) as session:
+            running = session.exec(select(Job.id, Job.attempts, Job.worker, Job.cancel_requested, Job.checkpoint_key)
+                                   .where(Job.status == RUNNING, Job.worker.startswith(f"{host}:", autoescape=True))
+                                   ).all()
+            requeued = []
+            for job_id, attempt, worker, cancel_requested, checkpoint in running:
+                name, _, pid = worker.rpartition(":")
+                if name != host or not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+                    continue
+                reason = f"its process (pid {pid}) ended with the server that ran it"
+                if cancel_requested:
+                    if jobstate.finish(session, job_id, attempt, CANCELLED):
+                        if checkpoint:
+                            self.store.delete_prefix(checkpoint)
+                        self._note(job_id, logging.INFO, f"{reason} while it was being cancelled; it is cancelled")
+                    continue
+                # Guarded by the worker too: only the attempt of the process we found dead.
+                outcome = jobstate.requeue_or_fail(session, job_id, attempt, reason, self.settings.max_attempts,
+                                                   Job.worker == worker)
+                if outcome == QUEUED:
+                    requeued.append(job_id)
+                    self._note(job_id, logging.WARNING, f"{reason}; it goes back to the queue and resumes from its "
+                               f"checkpoint (attempt {attempt} of {self.settings.max_attempts})")
+                elif outcome is not None:
+                    self._note(job_id, logging.ERROR, f"{reason}; {outcome} after {attempt} attempts")
+        return requeued
 
     def _recover(self, job_id: str, attempt: int, child, stopped: str | None) -> None:
         reason = stopped or f"the worker process exited with code {child.exitcode}"

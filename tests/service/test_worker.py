@@ -175,6 +175,7 @@ def test_the_local_runner_shows_a_job_running_as_soon_as_it_takes_it(api, backen
             "running", jobstate.worker_name(), 1)
     finally:
         thread.join(300)
+        runner.close()  # the process it started ahead for the next job
     job = api.get(f"/v1/jobs/{queued_job}").json()
     assert job["status"] == "succeeded" and job["attempts"] == 1
 
@@ -211,3 +212,53 @@ def test_stopping_the_server_says_what_becomes_of_the_job(backend, queued_job, c
     assert says in read(store_for(backend.data_dir), queued_job)  # the job's own log tells it too
     if cancel_requested:
         assert "queue" not in caplog.text
+
+
+def test_on_start_the_runner_requeues_the_jobs_its_previous_process_left_running(backend, api):
+    """Only this host's, only where the recorded pid no longer runs; a cancelled one is cancelled;
+    a job at its last attempt fails (the attempt rules); the job's log says why."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from app.core.joblog import read
+    from app.core.storage import store_for
+    from worker.local import LocalRunner
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    host = socket.gethostname()
+    X, _ = blobs(60, 4)
+    dataset = upload(api, "blobs.npy", npy_bytes(X)).json()["id"]
+    cases = {"dead": (f"{host}:{gone.pid}", False), "live": (f"{host}:{os.getppid()}", False),
+             "other_host": (f"not-{host}:{gone.pid}", False), "cancelling": (f"{host}:{gone.pid}", True),
+             "last_attempt": (f"{host}:{gone.pid}", False)}
+    jobs = {}
+    for case, (worker, cancel) in cases.items():
+        job_id = api.post("/v1/jobs", json={"dataset_id": dataset, "method": "dec", "n_clusters": 3,
+                                            **TINY_DEC}).json()["id"]
+        with session_of(backend) as session:
+            jobstate.claim(session, job_id, worker)
+        set_job(backend, job_id, cancel_requested=cancel, worker=worker,
+                attempts=backend.settings.max_attempts if case == "last_attempt" else 1)
+        jobs[case] = job_id
+
+    # (The database is shared by the session's tests: look at these jobs only.)
+    assert set(LocalRunner(backend.settings).requeue_orphans()) & set(jobs.values()) == {jobs["dead"]}
+    with session_of(backend) as session:
+        status = {case: session.get(Job, job_id).status for case, job_id in jobs.items()}
+        requeued = session.get(Job, jobs["dead"])
+        assert (requeued.attempts, requeued.worker, requeued.error) == (1, None, None)
+        assert session.get(Job, jobs["last_attempt"]).error["code"] == "worker_lost"
+    assert status == {"dead": "queued", "live": "running", "other_host": "running", "cancelling": "cancelled",
+                      "last_attempt": "failed"}
+    store = store_for(backend.data_dir)
+    assert f"(pid {gone.pid}) ended with the server that ran it; it goes back to the queue" in read(store, jobs["dead"])
+    assert "it is cancelled" in read(store, jobs["cancelling"])
+    with session_of(backend) as session:  # out of the way of the other tests' runners
+        for job_id in (jobs["dead"], jobs["live"], jobs["other_host"]):
+            jobstate.request_cancel(session, job_id)
+            jobstate.finish(session, job_id, 1, "cancelled")
+    # Nothing left to requeue: a second start finds none of them.
+    assert not set(LocalRunner(backend.settings).requeue_orphans()) & set(jobs.values())
