@@ -30,8 +30,9 @@ from .processes import DEEPCLUST, Program, clean_env, start_server, wait_for_job
 pytestmark = [pytest.mark.needs("postgresql", "redis"), pytest.mark.faults]
 
 ENDED = {"succeeded", "failed", "cancelled"}
-# Thousands of short epochs: the job is still training whenever the fault lands.
-LONG = {"pretrain": {"epochs": 1500, "batch_size": 32}}
+# Hundreds of short epochs: the job is still training when the fault lands, seconds after its
+# second epoch, even on a fast machine (a busy one takes minutes).
+LONG = {"pretrain": {"epochs": 300, "batch_size": 64}}
 SHORT = {"pretrain": {"epochs": 3, "batch_size": 64}}
 
 
@@ -107,7 +108,7 @@ def stack(tmp_path_factory):
     # runs every second, so a lost message is sent again at once.
     env = clean_env(database_url=schema.url, dispatcher="celery", broker_url=broker, queue=queue,
                     data_dir=tmp / "data", progress_interval_seconds=0.2, heartbeat_seconds=1,
-                    checkpoint_interval_seconds=0, stale_after_seconds=60, reaper_interval_seconds=1,
+                    checkpoint_interval_seconds=1, stale_after_seconds=60, reaper_interval_seconds=1,
                     retry_backoff_seconds=1, db_retry_seconds=300)
     programs = []
     try:
