@@ -36,7 +36,7 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
 
     job = Job(id=new_id("job"), tenant_id=tenant, dataset_id=dataset.id, name=body.name, method=method.name,
               n_clusters=body.n_clusters, params=params, pretrained_from=body.pretrained_from, seed=body.seed,
-              device=body.device)
+              device=body.device, max_runtime_s=body.max_runtime_s)
     session.add(job)
     session.commit()
     try:

@@ -24,7 +24,8 @@ def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> lis
     """Requeue the jobs whose heartbeat went stale and hand every requeued job that the broker has
     not taken yet to the dispatcher; returns the ids requeued this round."""
     with new_session(engine) as session:
-        requeued = jobstate.reap_stale(session, settings.stale_after_seconds, settings.max_attempts)
+        requeued = jobstate.reap_stale(session, settings.stale_after_seconds, settings.max_attempts,
+                                       (settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
         store = store_for(settings.data_dir)
         for job_id in requeued:
             log.warning("job %s lost its worker (stale heartbeat); requeued to resume from its checkpoint", job_id)
@@ -35,7 +36,13 @@ def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> lis
         except Exception:
             session.rollback()
             log.exception("settling sweeps failed this round")
-        # Durable in the row, so a broker outage or an API restart between requeue and send loses nothing.
+        try:  # a broker restarted without persistence took the queued jobs' messages with it
+            if dispatcher.messages_lost() and (count := jobstate.redispatch_queued(session)):
+                log.warning("the broker lost its messages (restarted?); %d queued jobs are sent again", count)
+        except BrokerUnavailable as exc:
+            log.warning("cannot tell whether the broker kept its messages: %s", exc)
+        # Durable in the row, so a broker outage or an API restart between requeue and send loses
+        # nothing; a job in its retry backoff (not_before) waits for a later round.
         for job_id in jobstate.pending_dispatch(session):
             try:
                 dispatcher.submit(job_id)

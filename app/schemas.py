@@ -11,6 +11,7 @@ from app.core.tables import Dataset, Job, Metrics, TrainedModel
 from models import PHASES
 
 T = TypeVar("T")
+MAX_RUNTIME_S = 7 * 24 * 3600  # the largest max_runtime_s a job may ask for
 
 # -- examples (the OpenAPI document shows them; tests check every body has one) ---------------------
 DATASET_EXAMPLE = {"id": "ds_0123456789abcdef01234567", "name": "digits", "format": "csv", "n_samples": 1797,
@@ -27,7 +28,8 @@ JOB_OUT_EXAMPLE = {
                "alpha": 1.0, "maxiter": 1500, "update_interval": 140, "tol": 0.001, "batch_size": 256,
                "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "kl_reduction": "batchmean"},
     "pretrain": {"epochs": 50, "batch_size": 128, "optimizer": "adam", "lr": 0.001, "momentum": 0.9},
-    "pretrained_from": None, "seed": 0, "device": "auto", "status": "running", "phase": "pretrain",
+    "pretrained_from": None, "seed": 0, "device": "auto", "max_runtime_s": None, "status": "running",
+    "phase": "pretrain",
     "progress": {"epoch": 11, "epochs": 50, "fraction": 0.11, "loss": 0.0252, "label_change": None},
     "attempts": 1, "error": None, "model_id": None, "created_at": "2026-11-23T20:58:01Z",
     "started_at": "2026-11-23T20:58:02Z", "finished_at": None}
@@ -101,6 +103,11 @@ class JobCreate(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
                         description="auto (a GPU when the worker has one), cpu, cuda or cuda:N.")
     name: str | None = Field(None, max_length=200, description="A name for the job.")
+    max_runtime_s: int | None = Field(
+        None, ge=1, le=MAX_RUNTIME_S, strict=True,
+        description="Runtime limit of each attempt, in seconds (1 to 604800, a week): past it the job is "
+                    "stopped at the next epoch and fails with `runtime_exceeded`. Default: the server's "
+                    "DEEPCLUST_MAX_RUNTIME_SECONDS (unset: no limit). An addition to API.md v1.")
 
 
 class Progress(BaseModel):
@@ -118,7 +125,16 @@ class Progress(BaseModel):
 
 
 class JobErrorOut(BaseModel):
-    code: str = Field(description="invalid_input (the data or params), training_failed, worker_lost, worker_crashed.")
+    code: str = Field(description=(
+        "Why the job failed. The job's own failures fail it at once: `loss_not_finite` (the loss became NaN "
+        "or infinite: lower the learning rate or rescale the data), `out_of_memory` (reduce batch_size, the "
+        "network or the data), `invalid_input` (the data or params), `runtime_exceeded` (past max_runtime_s), "
+        "`training_failed` (anything else). Failures of the infrastructure are retried with a backoff up to "
+        "the server's max attempts, then fail the job: `worker_lost` (no heartbeat: the worker process died "
+        "or hung), `infrastructure_failed` (the database stayed unreachable); `worker_crashed`: the embedded "
+        "runner's job process died before it took the job."),
+        examples=["loss_not_finite", "out_of_memory", "invalid_input", "runtime_exceeded", "training_failed",
+                  "worker_lost", "infrastructure_failed", "worker_crashed"])
     message: str = Field(description="What went wrong; GET /v1/jobs/{id}/logs has the worker's full account.")
 
 
@@ -136,6 +152,8 @@ class JobOut(BaseModel):
     pretrained_from: str | None = Field(description="The job whose autoencoder it reuses, if any.")
     seed: int = Field(description="Random seed.")
     device: str = Field(description="The device asked for.")
+    max_runtime_s: int | None = Field(None, description="Its own runtime limit per attempt in seconds, if it set "
+                                                        "one (else the server's default applies).")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] = Field(
         description="queued -> running -> succeeded | failed | cancelled.")
     phase: str | None = Field(description="The training phase (models.PHASES: " + ", ".join(PHASES) + "; a "

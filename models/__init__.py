@@ -6,7 +6,7 @@ from . import metrics, selection
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 from .contract import ClusterNetwork, build_network, register_network
-from .errors import InvalidParams, TrainingCancelled
+from .errors import InvalidParams, LossNotFinite, TrainingCancelled
 from .estimator import DeepClusterer
 from .methods import MethodInfo, get_method, list_methods, tiny_preset
 from .methods._image import check_sample_shape
@@ -23,6 +23,7 @@ __all__ = [
     "ClusterNetwork",
     "DeepClusterer",
     "InvalidParams",
+    "LossNotFinite",
     "MethodInfo",
     "TrainingCancelled",
     "build_network",

@@ -3,21 +3,34 @@
     celery -A worker.celery_app worker -Q gpu --concurrency=1   (or: deepclust worker)
 
 Its one task takes a job id and calls `run_job`; the job row, not Celery's result backend, holds
-the outcome. torch is imported inside the task, so the prefork parent never touches CUDA.
+the outcome. torch is imported inside the task, so the prefork parent never touches CUDA. A
+database that cannot be reached before the job is claimed sends the message again with a backoff
+(Celery's retry, a countdown): acknowledging it would leave the job queued with no message.
 """
 from __future__ import annotations
 
 from celery import Celery
 
 from app.core.dispatch import TASK_NAME, celery_config
+from app.core.jobstate import retry_delay
 from app.core.settings import get_settings
 
 app = Celery("deepclust")
 app.conf.update(celery_config(get_settings()))
 
 
-@app.task(name=TASK_NAME)
-def run_job_task(job_id: str) -> None:
+@app.task(name=TASK_NAME, bind=True, max_retries=None)
+def run_job_task(self, job_id: str) -> None:
+    from worker.failures import is_infrastructure
     from worker.run import run_job
 
-    run_job(job_id)
+    try:
+        run_job(job_id)
+    except Exception as exc:
+        if not is_infrastructure(exc):
+            raise
+        settings = get_settings()
+        # Past the claim run_job handles such failures itself, so this is a job not taken yet
+        # (a copy sent while it runs claims nothing); the retry's backoff grows to its cap.
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1, settings.retry_backoff_seconds,
+                                                        settings.retry_backoff_max_seconds)) from None

@@ -1,7 +1,9 @@
 """The training callback of a job: progress, history, heartbeat, checkpoints and cancel, via the DB.
 
 Writes are throttled (a tiny dataset can finish an epoch every few milliseconds) and fenced by
-the attempt number, so a worker that lost its job notices on its next write and stops.
+the attempt number, so a worker that lost its job notices on its next write and stops. While the
+database is unreachable, training goes on: history rows stay pending and progress is written by
+the first flush that gets through. The job's runtime limit is enforced where cancel is read.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from app.core.storage import ArtifactStore
 from app.core.tables import Job, JobHistory
 from models import FINALIZE, FINETUNE, INIT, PRETRAIN, Callback, save_checkpoint
 from models.metrics import cluster_accuracy, nmi
+from worker.failures import is_infrastructure
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,11 @@ class JobReporter(Callback):
         self._evaluation: dict[str, dict] = {}  # phase -> scores of its latest labels
         self._last_flush = 0.0
         self._last_checkpoint = time.monotonic()
+        self._unreachable_since: float | None = None
+        # The runtime limit counts from the start of this attempt.
+        self.max_runtime_s = job.max_runtime_s or settings.max_runtime_seconds
+        self.started = time.monotonic()
+        self.runtime_exceeded = False
 
     # -- the library's hooks ----------------------------------------------------------------------
     def on_phase_begin(self, phase: str, epochs: int) -> None:
@@ -73,9 +81,18 @@ class JobReporter(Callback):
     def should_stop(self) -> bool:
         if self.lost.is_set():
             return True
-        row = self.session.exec(select(Job.cancel_requested, Job.status, Job.attempts)
-                                .where(Job.id == self.job_id)).first()
-        self.session.rollback()  # end the read transaction so the next check sees fresh data
+        if self.max_runtime_s is not None and time.monotonic() - self.started > self.max_runtime_s:
+            self.runtime_exceeded = True
+            return True
+        try:
+            row = self.session.exec(select(Job.cancel_requested, Job.status, Job.attempts)
+                                    .where(Job.id == self.job_id)).first()
+            self.session.rollback()  # end the read transaction so the next check sees fresh data
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
+            self._unreachable(exc)
+            return False  # keep training; the next epoch asks again
         if row is None or row[1] != "running" or row[2] != self.attempt:
             self.lost.set()
             return True
@@ -91,7 +108,13 @@ class JobReporter(Callback):
             self.store.publish(tmp, key)
         self._last_checkpoint = time.monotonic()
         if not self.has_checkpoint:
-            self._write(checkpoint_key=key)
+            try:
+                self._write(checkpoint_key=key)
+            except Exception as exc:  # the row learns of the file with a later checkpoint
+                if not is_infrastructure(exc):
+                    raise
+                self._unreachable(exc)
+                return
             self.has_checkpoint = True
 
     # -- writing ------------------------------------------------------------------------------------
@@ -117,11 +140,39 @@ class JobReporter(Callback):
     def flush(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_flush < self.settings.progress_interval_seconds:
             return
-        if self.pending:
-            self.session.execute(insert(JobHistory), self.pending)
-            self.pending = []
-        self._write(phase=self.phase, progress=self.progress, heartbeat_at=utcnow())
-        self._last_flush = time.monotonic()
+        self._last_flush = time.monotonic()  # also after a failed try: an unreachable database is asked at this pace
+        try:  # the rows and the progress in one transaction: both written, or both pending still
+            if self.pending:
+                self.session.execute(insert(JobHistory), self.pending)
+            self._write(phase=self.phase, progress=self.progress, heartbeat_at=utcnow())
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
+            self._unreachable(exc)
+            return
+        self.pending = []
+        if self._unreachable_since is not None:
+            log.info("job %s: the database answers again after %.0f s; progress and history caught up",
+                     self.job_id, time.monotonic() - self._unreachable_since)
+            self._unreachable_since = None
+
+    def _unreachable(self, exc: Exception) -> None:
+        try:
+            self.session.rollback()
+        except Exception:  # the connection is gone; the pool gives the next statement a fresh one
+            pass
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            log.warning("job %s: the database is unreachable (%s); training goes on, progress is written once it "
+                        "answers", self.job_id, type(exc).__name__)
+
+    def runtime_error(self) -> dict:
+        """The job's ``error`` once its runtime limit stopped it."""
+        where = f"{self.phase} epoch {self.progress.get('epoch')} of {self.progress.get('epochs')}" if self.phase else "start"
+        return {"code": "runtime_exceeded",
+                "message": f"Stopped after {time.monotonic() - self.started:.0f} s (at {where}): past the job's "
+                           f"runtime limit of {self.max_runtime_s} s. Raise max_runtime_s, or make the job shorter "
+                           "(fewer epochs, a smaller maxiter, a smaller dataset)."}
 
     def _write(self, **values) -> None:
         if not jobstate.update_owned(self.session, self.job_id, self.attempt, **values):

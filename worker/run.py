@@ -3,6 +3,10 @@
 Claim (guarded: a second delivery is a no-op), memory-map the dataset, train through the library
 with the reporting callback, then store model, centroids, assignments, metrics and the final
 history in one transaction. Idempotent: a finished or running job is left alone.
+
+A failure of the job's own fails it once with a code (worker/failures.py); an unreachable
+database is waited for (the results, the final status) and, past ``db_retry_seconds``, the
+attempt goes back to the queue with a backoff, up to ``max_attempts``.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from app.core.storage import store_for
 from app.core.tables import (
     CANCELLED,
     FAILED,
+    QUEUED,
     SUCCEEDED,
     Dataset,
     Job,
@@ -30,9 +35,11 @@ from app.core.tables import (
 )
 from models import DeepClusterer, TrainingCancelled, load_checkpoint
 from models.metrics import clustering_report
+from worker.failures import is_infrastructure, job_error, retry_while_unreachable
 from worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
 
 log = logging.getLogger(__name__)
+RETRY = "retry"  # the attempt ended for the infrastructure's reason: requeue it, not fail it
 
 
 def run_job(job_id: str, settings: Settings | None = None, attempt: int | None = None) -> str | None:
@@ -41,7 +48,8 @@ def run_job(job_id: str, settings: Settings | None = None, attempt: int | None =
     ``attempt``: the job was claimed for us already (by the local runner) as this attempt.
     """
     settings = settings or get_settings()
-    engine = engine_for(settings.database_url)
+    # A bounded connect: an unreachable database server fails a write in seconds, not minutes.
+    engine = engine_for(settings.database_url, connect_timeout=settings.db_connect_timeout_seconds)
     store = store_for(settings.data_dir)
     with new_session(engine) as session:
         if attempt is None:
@@ -78,33 +86,81 @@ def _execute(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
                 raise LookupError(f"dataset {job.dataset_id} no longer exists")
             X = open_array(store.local_path(dataset.data_key))
             estimator = _estimator(job, dataset, settings)
-            estimator.fit(X, callbacks=[reporter], pretrained=_pretrained(engine, job), resume_from=resume)
+            pretrained = retry_while_unreachable(lambda: _pretrained(engine, job), "reading the pretrained model",
+                                                 settings.db_retry_seconds)
+            estimator.fit(X, callbacks=[reporter], pretrained=pretrained, resume_from=resume)
             reporter.enter_phase("finalize")
-            if _store_results(engine, job, reporter, estimator, X, y_true):
+            if _store_results(engine, job, reporter, estimator, X, y_true, settings):
                 status = SUCCEEDED
             else:
                 reporter.lost.set()
     except TrainingCancelled:
-        status = CANCELLED
+        status, values = (FAILED, {"error": reporter.runtime_error()}) if reporter.runtime_exceeded else (CANCELLED, {})
     except Exception as exc:
-        log.exception("job %s failed", job_id)
-        code = "invalid_input" if isinstance(exc, (ValueError, LookupError)) else "training_failed"
-        values = {"error": {"code": code, "message": f"{type(exc).__name__}: {exc}"}}
+        if is_infrastructure(exc):
+            log.warning("job %s attempt %d: the infrastructure failed (%s: %s)", job_id, job.attempts,
+                        type(exc).__name__, exc)
+            status, values = RETRY, {"reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        else:
+            log.exception("job %s failed", job_id)
+            values = {"error": job_error(exc, reporter.phase)}
 
     # Once the results are committed the job is ours for good (a heartbeat racing the commit
     # may still have seen it finished and raised the flag).
     if status != SUCCEEDED and reporter.lost.is_set():
         log.warning("job %s attempt %d lost its claim; leaving the job to its new owner", job_id, job.attempts)
         return None
-    store.delete_prefix(checkpoint_key(job_id))
-    if status != SUCCEEDED:
-        with new_session(engine) as session:
-            if reporter.pending:
-                session.execute(insert(JobHistory), reporter.pending)
-            jobstate.finish(session, job_id, job.attempts, status, **values)
+    if status == RETRY:
+        status = _retry_later(engine, settings, job, values["reason"])
+        if status != FAILED:  # queued again (its checkpoint kept), or left to the reaper
+            return status
+    elif status != SUCCEEDED:
+        def finish() -> bool:
+            with new_session(engine) as session:
+                if reporter.pending:
+                    session.execute(insert(JobHistory), reporter.pending)
+                return jobstate.finish(session, job_id, job.attempts, status, **values)
+
+        try:
+            if not retry_while_unreachable(finish, f"recording job {job_id} {status}", settings.db_retry_seconds):
+                log.warning("job %s attempt %d lost its claim; leaving the job to its new owner", job_id, job.attempts)
+                return None
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
+            log.error("job %s: the database stayed unreachable; the reaper will requeue the job", job_id)
+            return None
+    if status == FAILED and "error" in values:
+        log.error("job %s failed: %s: %s", job_id, values["error"]["code"], values["error"]["message"])
+    store.delete_prefix(checkpoint_key(job_id))  # only now: a job left to the reaper resumes from it
     log.info("job %s %s", job_id, status)
     _after_job(engine, store, settings, job_id)
     return status
+
+
+def _retry_later(engine, settings: Settings, job: Job, reason: str) -> str | None:
+    """Back to the queue (resuming from the checkpoint) after a backoff, or failed past max_attempts;
+    if even that cannot be written, the job's heartbeat goes stale and the reaper does it."""
+    delay = jobstate.retry_delay(job.attempts, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+
+    def requeue() -> str | None:
+        with new_session(engine) as session:
+            return jobstate.requeue_or_fail(session, job.id, job.attempts, f"the infrastructure failed ({reason})",
+                                            settings.max_attempts, retry_in=delay, code="infrastructure_failed")
+
+    try:
+        outcome = retry_while_unreachable(requeue, f"requeuing job {job.id}", settings.db_retry_seconds)
+    except Exception as exc:
+        if not is_infrastructure(exc):
+            raise
+        log.error("job %s: the database stayed unreachable; the reaper will requeue the job", job.id)
+        return None
+    if outcome == QUEUED:
+        log.warning("job %s: attempt %d of %d ended by the infrastructure (%s); it goes back to the queue in %.0f s "
+                    "and resumes from its checkpoint", job.id, job.attempts, settings.max_attempts, reason, delay)
+    elif outcome == FAILED:
+        log.error("job %s failed: infrastructure_failed after %d attempts (%s)", job.id, job.attempts, reason)
+    return outcome
 
 
 def _after_job(engine, store, settings: Settings, job_id: str) -> None:
@@ -166,24 +222,32 @@ def _pretrained(engine, job: Job) -> DeepClusterer | None:
     return DeepClusterer.from_bytes(weights, manifest, device="cpu")
 
 
-def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, X, y_true) -> bool:
-    """Everything a succeeded job has, in one transaction; False if the job is no longer ours."""
+def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, X, y_true,
+                   settings: Settings) -> bool:
+    """Everything a succeeded job has, in one transaction; False if the job is no longer ours. The
+    transaction is retried while the database is unreachable (the heartbeat keeps the job ours)."""
     report = clustering_report(est.transform(X), est.labels_, y_true, n_clusters=job.n_clusters,
                                random_state=job.seed)
     weights, manifest = est.to_bytes()
     model_id = new_id("mdl")
-    with new_session(engine) as session:
-        if not jobstate.update_owned(
-                session, job.id, job.attempts, commit=False, status=SUCCEEDED, model_id=model_id, finished_at=utcnow(),
-                heartbeat_at=None, phase="finalize",
-                progress={**reporter.progress, "epoch": 1, "fraction": PHASE_SPANS["finalize"][1]}):
-            session.rollback()
-            return False
-        if reporter.pending:
-            session.execute(insert(JobHistory), reporter.pending)
-        results.add(session, job, model_id, sample_shape=est.sample_shape_, weights=weights, manifest=manifest,
-                    centers_space=est.centers_space_, centers=est.cluster_centers_, report=report,
-                    labels=est.labels_, confidences=est.confidences_)
-        session.commit()
+
+    def commit() -> bool:
+        with new_session(engine) as session:
+            if not jobstate.update_owned(
+                    session, job.id, job.attempts, commit=False, status=SUCCEEDED, model_id=model_id,
+                    finished_at=utcnow(), heartbeat_at=None, phase="finalize",
+                    progress={**reporter.progress, "epoch": 1, "fraction": PHASE_SPANS["finalize"][1]}):
+                session.rollback()
+                return False
+            if reporter.pending:
+                session.execute(insert(JobHistory), reporter.pending)
+            results.add(session, job, model_id, sample_shape=est.sample_shape_, weights=weights, manifest=manifest,
+                        centers_space=est.centers_space_, centers=est.cluster_centers_, report=report,
+                        labels=est.labels_, confidences=est.confidences_)
+            session.commit()
+        return True
+
+    if not retry_while_unreachable(commit, f"storing the results of job {job.id}", settings.db_retry_seconds):
+        return False
     reporter.pending = []
     return True

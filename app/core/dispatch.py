@@ -21,6 +21,7 @@ class BrokerUnavailable(RuntimeError):
 class Dispatcher(Protocol):
     def submit(self, job_id: str) -> None: ...
     def health(self) -> str | None: ...  # None when healthy, else what is wrong
+    def messages_lost(self) -> bool: ...  # True once after the broker lost the messages it held
 
 
 class LocalDispatcher:
@@ -29,6 +30,9 @@ class LocalDispatcher:
 
     def health(self) -> str | None:
         return None  # the queue is the database, which /readyz checks on its own
+
+    def messages_lost(self) -> bool:
+        return False  # the queue is the database
 
 
 def celery_config(settings: Settings) -> dict:
@@ -72,6 +76,23 @@ class CeleryDispatcher:
             return None
         except Exception as exc:
             return f"broker unreachable: {type(exc).__name__}: {exc}"
+
+    def messages_lost(self) -> bool:
+        """True once after Redis lost what it held (restarted without persistence, or flushed): a
+        marker key kept next to the queue is gone with the messages, and setting it again answers
+        True to exactly one caller. Other brokers (AMQP's durable queues) answer False."""
+        try:
+            with self.app.connection_for_write() as conn:
+                if conn.transport.driver_type != "redis":
+                    return False
+                if not conn.default_channel.client.set(f"deepclust:{self.queue}:alive", "1", nx=True):
+                    return False
+                # The queue's binding went with the rest, and a publisher that believes it declared
+                # the queue already would route its messages nowhere: declare it again first.
+                self.app.amqp.queues[self.queue](conn.default_channel).declare()
+                return True
+        except Exception as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 def make_dispatcher(settings: Settings) -> Dispatcher:

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 10.0
     stale_after_seconds: float = 120.0
     max_attempts: int = 3
+    # An attempt lost to the infrastructure (worker gone, database unreachable) is retried, its
+    # message sent again no sooner than retry_backoff_seconds * 2**(attempt - 1), capped below.
+    retry_backoff_seconds: float = Field(10.0, ge=0)
+    retry_backoff_max_seconds: float = Field(300.0, ge=0)
+    # How long a worker keeps retrying a write it cannot do without the database (the results,
+    # the final status, the requeue) before it leaves the job to the reaper.
+    db_retry_seconds: float = Field(300.0, ge=0)
+    # Runtime limit of one attempt of a job that sets no max_runtime_s; None: unlimited.
+    max_runtime_seconds: int | None = Field(None, gt=0)
     progress_interval_seconds: float = 0.5
     checkpoint_interval_seconds: float = 30.0
     reaper_interval_seconds: float = 15.0  # 0 turns the reaper off

@@ -91,6 +91,10 @@ class Job(SQLModel, table=True):
     cancel_requested: bool = False
     # Requeued, but the broker has not taken its message yet: the reaper sends it again until it does.
     dispatch_pending: bool = False
+    # A requeued job's message is sent no earlier than this (retry backoff; None: at once).
+    not_before: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    # The job's own runtime limit per attempt (None: the worker's DEEPCLUST_MAX_RUNTIME_SECONDS).
+    max_runtime_s: Optional[int] = None
     # Held: neither dispatched nor claimable until that job has ended (a sweep's job waiting to
     # reuse its seed's pretrained autoencoder); app/core/sweepstate.py releases it.
     waits_for: Optional[str] = Field(default=None, index=True)

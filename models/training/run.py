@@ -1,10 +1,13 @@
 """Bookkeeping of one ``fit``: history rows, callbacks, labels, and what every checkpoint carries."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from ..callbacks import CallbackList
+from ..errors import LossNotFinite
 
 
 class Run:
@@ -20,9 +23,12 @@ class Run:
 
     def end_epoch(self, phase: str, epoch: int, epochs: int, sums: dict[str, torch.Tensor], count: int,
                   extra: dict[str, float] | None = None) -> dict[str, float]:
-        """Turn per-sample-weighted loss sums into epoch means, record them, tell the callbacks."""
+        """Turn per-sample-weighted loss sums into epoch means, record them, tell the callbacks.
+        A NaN or infinite loss raises ``LossNotFinite`` here, where the sums are synced anyway."""
         logs = {name: float(total) / count for name, total in sums.items()}
         logs.update(extra or {})
+        if "loss" in logs and not math.isfinite(logs["loss"]):
+            raise LossNotFinite(phase, epoch, logs)
         self.history.append({"phase": phase, "epoch": epoch, **logs})
         self.callbacks.on_epoch_end(phase, epoch, epochs, logs)
         return logs

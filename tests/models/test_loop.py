@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import FINETUNE, INIT, Callback, DeepClusterer, load_checkpoint, save_checkpoint
+from models import FINETUNE, INIT, Callback, DeepClusterer, LossNotFinite, load_checkpoint, save_checkpoint
 from models.callbacks import CallbackList
 from models.data import ArrayData
 from models.networks import ClusterModel, DenseAutoencoder
@@ -189,3 +189,20 @@ def test_every_phase_that_labels_reports_it(blobs, tiny):
     log = Labels()
     DeepClusterer("kmeans", 4, random_state=0, n_init=2).fit(X, callbacks=[log])
     assert [(p, i, n, c) for p, i, n, c in log.seen] == [(INIT, 0, 600, None)]
+
+
+def test_a_diverging_loss_stops_training_at_the_epoch_end_naming_phase_and_epoch(blobs, tiny):
+    """Data on a scale whose squares overflow float32: the first epoch's reconstruction loss is
+    infinite, and fit stops there instead of training on (and reporting) NaN."""
+    X, _ = blobs
+    rows = []
+
+    class History(Callback):
+        def on_epoch_end(self, phase, epoch, epochs, logs):
+            rows.append((phase, epoch))
+
+    with pytest.raises(LossNotFinite) as raised:
+        DeepClusterer("dec", 4, random_state=0, scaling="none", **tiny).fit(X * np.float32(1e20), callbacks=[History()])
+    assert (raised.value.phase, raised.value.epoch) == ("pretrain", 0)
+    assert "pretrain epoch 0" in str(raised.value) and "learning rate" in str(raised.value)
+    assert rows == []  # the non-finite epoch reaches no callback

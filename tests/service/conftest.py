@@ -36,7 +36,7 @@ class PostgresSchema:
 
     def __init__(self):
         self.name = f"t_{uuid.uuid4().hex[:12]}"
-        self._admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        self._admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # outlives a restart
         with self._admin.connect() as conn:
             conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
         self.url = f"{PG_URL}?options=-csearch_path%3D{self.name}"
@@ -87,6 +87,7 @@ SERVICES = {"postgresql": ("PostgreSQL", PG_URL, 5432, "DEEPCLUST_TEST_POSTGRES"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*services): the test needs 'postgresql' and/or 'redis' running")
+    config.addinivalue_line("markers", "faults: restarts the machine's PostgreSQL or Redis (tests/service/test_faults.py)")
 
 
 def pytest_collection_finish(session):

@@ -30,7 +30,8 @@ def stack(tmp_path_factory):
     queue = f"test-{uuid.uuid4().hex[:12]}"
     env = clean_env(database_url=schema.url, dispatcher="celery", broker_url=broker, queue=queue,
                     data_dir=tmp / "data", progress_interval_seconds=0.2, heartbeat_seconds=1,
-                    checkpoint_interval_seconds=0, stale_after_seconds=10, reaper_interval_seconds=1)
+                    checkpoint_interval_seconds=0, stale_after_seconds=10, reaper_interval_seconds=1,
+                    retry_backoff_seconds=1)
     programs = []
     try:
         migrate = subprocess.run([DEEPCLUST, "migrate"], env=env, cwd=tmp, capture_output=True, text=True)
