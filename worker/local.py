@@ -88,17 +88,25 @@ class LocalRunner(threading.Thread):
             child.kill()
             child.join()
 
+    def runnable(self, limit: int = 10) -> list[str]:
+        """The queued jobs this runner may take, oldest first: neither held (``waits_for``) nor in
+        their retry backoff (``not_before``)."""
+        with new_session(self.engine) as session:
+            return list(session.exec(select(Job.id).where(Job.status == QUEUED, Job.waits_for.is_(None),
+                                                          jobstate.backoff_over())
+                                     .order_by(Job.created_at, Job.id).limit(limit)).all())
+
     def run_next(self) -> bool:
-        """Run the oldest queued job that is not held (``waits_for``) to its end; False when there was none.
+        """Run the oldest queued job that is neither held (``waits_for``) nor in its retry backoff
+        (``not_before``) to its end; False when there was none.
 
         The runner claims the job itself, so it shows running at once, and hands it to the warm
         process, which adopts the claim (recording its pid); the next warm process starts then.
         """
-        with new_session(self.engine) as session:
-            job_id = session.exec(select(Job.id).where(Job.status == QUEUED, Job.waits_for.is_(None))
-                                  .order_by(Job.created_at, Job.id).limit(1)).first()
-        if job_id is None:
+        runnable = self.runnable(limit=1)
+        if not runnable:
             return False
+        job_id = runnable[0]
         child, jobs = self._take_warm()  # before the claim: a claimed job never waits for a process to exist
         with new_session(self.engine) as session:
             job = jobstate.claim(session, job_id, jobstate.worker_name())

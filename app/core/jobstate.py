@@ -109,10 +109,14 @@ def reap_stale(session: Session, stale_after_seconds: float, max_attempts: int,
     return requeued
 
 
+def backoff_over():
+    """The condition that a requeued job's retry backoff (``not_before``) has passed."""
+    return or_(Job.not_before.is_(None), Job.not_before <= utcnow())
+
+
 def pending_dispatch(session: Session) -> list[str]:
     """Queued jobs whose message the broker has not taken yet and whose backoff is over, oldest first."""
-    due = or_(Job.not_before.is_(None), Job.not_before <= utcnow())
-    return list(session.exec(select(Job.id).where(Job.status == QUEUED, Job.dispatch_pending, due)
+    return list(session.exec(select(Job.id).where(Job.status == QUEUED, Job.dispatch_pending, backoff_over())
                              .order_by(Job.created_at)).all())
 
 

@@ -182,6 +182,19 @@ def test_the_local_runner_shows_a_job_running_as_soon_as_it_takes_it(api, backen
     assert job["status"] == "succeeded" and job["attempts"] == 1
 
 
+def test_the_local_runner_leaves_a_job_in_its_backoff_alone(backend, queued_job):
+    from worker.local import LocalRunner
+
+    set_job(backend, queued_job, created_at=utcnow() - timedelta(days=3650), not_before=utcnow() + timedelta(hours=1))
+    runner = LocalRunner(backend.settings)
+    try:
+        assert queued_job not in runner.runnable()
+        set_job(backend, queued_job, not_before=utcnow() - timedelta(seconds=1))
+        assert runner.runnable()[0] == queued_job
+    finally:
+        runner.close()
+
+
 @pytest.mark.parametrize("cancel_requested, adopted, status, says", [
     (True, True, "cancelled", "it is cancelled"),
     (False, True, "queued", "goes back to the queue and resumes from its checkpoint"),
