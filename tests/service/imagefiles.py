@@ -1,4 +1,4 @@
-"""Image files and archives made in the test itself with Pillow (the tests never read ../shared)."""
+"""Image files and archives made in the test itself with Pillow: the tests read no dataset from outside the repository."""
 from __future__ import annotations
 
 import io
