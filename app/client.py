@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -345,12 +348,15 @@ class Job:
                     return
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"job {self.id} is still {self.status} after {timeout} s")
-                time.sleep(poll_seconds)
+                if interrupted.wait(poll_seconds):
+                    raise KeyboardInterrupt
 
+        interrupted = threading.Event()
         if progress:
             from app.progress import follow  # rich, only when a bar is wanted
 
-            follow(states(), console=console)
+            with _ctrl_c_between_polls(interrupted):
+                follow(states(), console=console)
         else:
             for _ in states():
                 pass
@@ -401,3 +407,18 @@ class Job:
     def logs(self) -> str:
         """What the worker logged for this job: start, device, phases, warnings, a failure's traceback."""
         return self.client.request("GET", f"/v1/jobs/{self.id}/logs").text
+
+
+@contextmanager
+def _ctrl_c_between_polls(interrupted: threading.Event) -> Iterator[None]:
+    """Ctrl-C while the progress bar draws: a KeyboardInterrupt raised inside Rich's renderer can
+    leave its lock held and hang the bar's exit, so the signal only sets ``interrupted`` and the
+    poll loop raises it between two polls (the main thread only: signals are delivered there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
