@@ -166,3 +166,21 @@ class ImageAutoencoder(nn.Module):
             return x.reshape(-1, *shape)
         raise ValueError(f"the {self.title} was built for images of shape {shape}; "
                          f"got a batch of shape {tuple(x.shape)}")
+
+
+class ConvDenseAutoencoder(ImageAutoencoder):
+    """The layout DECS and DCEC share: ``encoder_conv`` → flatten → ``embedding``, and
+    ``decoder_dense`` → reshape to ``_seed_shape`` → ``decoder_conv``. Subclasses build those
+    four modules and ``_seed_shape``; the embedding width is ``spec["embedding_dim"]``."""
+
+    _seed_shape: tuple[int, int, int]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.spec["embedding_dim"]
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.embedding(self.encoder_conv(self._as_images(x)).flatten(1))
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder_conv(self.decoder_dense(z).reshape(-1, *self._seed_shape))

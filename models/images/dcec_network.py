@@ -11,9 +11,9 @@ takes the 'same' path, 4 more than one the 'valid' path (28 → 14 → 7 → 3 a
 """
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
-from .conv import ImageAutoencoder, keras_init, same_conv_out
+from .conv import ConvDenseAutoencoder, keras_init, same_conv_out
 
 
 def _same(n: int) -> bool:
@@ -34,7 +34,7 @@ def _decoder_side(n: int) -> int:
     return first * 4
 
 
-class DCECAutoencoder(ImageAutoencoder):
+class DCECAutoencoder(ConvDenseAutoencoder):
     """DCEC's convolutional autoencoder. ``filters`` are the three conv widths (32, 64, 128)."""
 
     type_name = "dcec_cae"
@@ -73,13 +73,3 @@ class DCECAutoencoder(ImageAutoencoder):
             nn.ConvTranspose2d(f1, in_channels, 5, stride=2, padding=2, output_padding=1),
         )
         keras_init(self)
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.spec["embedding_dim"]
-
-    def encode(self, x: Tensor) -> Tensor:
-        return self.embedding(self.encoder_conv(self._as_images(x)).flatten(1))
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder_conv(self.decoder_dense(z).reshape(-1, *self._seed_shape))

@@ -12,9 +12,9 @@ multiple of 8 from 28 up (28, 36, ...): 28 → 14 → 7 → 3 → 1 and back 3 �
 """
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
-from .conv import ImageAutoencoder, batch_norm2d, keras_init
+from .conv import ConvDenseAutoencoder, batch_norm2d, keras_init
 
 
 def _same(n: int) -> bool:
@@ -33,7 +33,7 @@ def _decoder_out(n: int) -> int:
     return first * 4  # two more 'same' stride-2 ConvTs; the final stride-1 ConvT keeps the size
 
 
-class DECSAutoencoder(ImageAutoencoder):
+class DECSAutoencoder(ConvDenseAutoencoder):
     """DECS' convolutional autoencoder (code layout, METHODS §3.1).
 
     ``filters`` are the four conv widths (32, 64, 128, 256 in the paper's code).
@@ -81,13 +81,3 @@ class DECSAutoencoder(ImageAutoencoder):
             nn.ConvTranspose2d(f1, in_channels, 3, stride=1, padding=1),
         )
         keras_init(self)
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.spec["embedding_dim"]
-
-    def encode(self, x: Tensor) -> Tensor:
-        return self.embedding(self.encoder_conv(self._as_images(x)).flatten(1))
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder_conv(self.decoder_dense(z).reshape(-1, *self._seed_shape))
