@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT.parent))
 
 from models import Callback, DeepClusterer  # noqa: E402
 from models.device import resolve_device  # noqa: E402
+from models.methods import get_method  # noqa: E402
 from models.metrics import external_metrics  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
@@ -53,9 +54,24 @@ class PhaseTimer(Callback):
             self._phase = None
 
 
-def load_dataset(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+class LabelTrace(Callback):
+    """Prints the score of every labelling the training reports (``--trace``): where a run drifts."""
+
+    def __init__(self, y: np.ndarray):
+        self.y = y
+
+    def on_labels(self, phase, iteration, labels, label_change):
+        scores = external_metrics(self.y, labels)
+        sizes = sorted(np.bincount(labels).tolist(), reverse=True)
+        print(f"  {phase} {iteration}: acc {scores['acc']:.4f} nmi {scores['nmi']:.4f} sizes {sizes}",
+              file=sys.stderr, flush=True)
+
+
+def load_dataset(name: str, data_dir: Path, *, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, D), or for an image method the images (N, C, H, W) from the file's ``shape``."""
     with np.load(data_dir / f"{name}.npz", allow_pickle=False) as d:
-        return d["x"], d["y"]
+        x = d["x"].reshape(-1, *(int(s) for s in d["shape"])) if images else d["x"]
+        return x, d["y"]
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -79,6 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="NAME=VALUE")
     ap.add_argument("--data-dir", type=Path, default=DATASETS)
     ap.add_argument("--out", type=Path, default=ROOT / "results")
+    ap.add_argument("--trace", action="store_true", help="print ACC/NMI of every labelling during training")
     args = ap.parse_args(argv)
 
     preset_name = args.preset or args.dataset
@@ -88,7 +105,7 @@ def main(argv=None) -> None:
     preset = presets[preset_name]
     overrides = parse_overrides(args.overrides)
     params = {**preset["params"], **overrides}
-    x, y = load_dataset(args.dataset, args.data_dir)
+    x, y = load_dataset(args.dataset, args.data_dir, images="features" not in get_method(args.method).input_kinds)
 
     runs = []
     for seed in args.seeds:
@@ -96,7 +113,7 @@ def main(argv=None) -> None:
                             scaling=preset.get("scaling", "auto"), **params)
         timer = PhaseTimer(resolve_device(args.device))
         start = time.perf_counter()
-        est.fit(x, callbacks=[timer])
+        est.fit(x, callbacks=[timer, *([LabelTrace(y)] if args.trace else [])])
         timer.close()
         row = {"seed": seed, **external_metrics(y, est.labels_),
                "seconds": {k: round(v, 1) for k, v in timer.seconds.items()},
