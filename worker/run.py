@@ -89,6 +89,7 @@ def _execute(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
             pretrained = retry_while_unreachable(lambda: _pretrained(engine, job), "reading the pretrained model",
                                                  settings.db_retry_seconds)
             estimator.fit(X, callbacks=[reporter], pretrained=pretrained, resume_from=resume)
+            _warn_of_empty_clusters(job_id, estimator.labels_, job.n_clusters)
             reporter.enter_phase("finalize")
             if _store_results(engine, job, reporter, estimator, X, y_true, settings):
                 status = SUCCEEDED
@@ -200,6 +201,15 @@ def _start_history(session: Session, job: Job, store) -> dict | None:
         session.execute(insert(JobHistory), rows)
     session.commit()
     return resume
+
+
+def _warn_of_empty_clusters(job_id: str, labels: np.ndarray, n_clusters: int) -> None:
+    """Say in the job's log when fewer clusters than asked for have samples: data with fewer
+    distinct points than K, or a method whose loss lets clusters empty (DECS)."""
+    used = len(np.unique(labels))
+    if used < n_clusters:
+        log.warning("job %s: only %d of the %d clusters have samples; the others ended empty (see cluster_sizes "
+                    "in the metrics)", job_id, used, n_clusters)
 
 
 def _estimator(job: Job, dataset: Dataset, settings: Settings) -> DeepClusterer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
@@ -154,6 +155,23 @@ def test_a_job_log_tells_its_start_device_phases_and_end(api, backend, dataset):
                  "pretrain ended after 2 of 2 epochs", f"job {job_id} succeeded"):
         assert line in log, log
     assert log.index("pretrain begins") < log.index("finetune begins") < log.index("succeeded")
+
+
+def test_a_job_log_warns_when_clusters_ended_empty(api, backend):
+    # Two distinct points, three clusters asked for: one cluster cannot get a sample.
+    X = np.repeat(np.array([[0.0] * D, [1.0] * D], np.float32), 20, axis=0)
+    dataset = upload(api, "two-points.npy", npy_bytes(X)).json()["id"]
+    r = api.post("/v1/jobs", json={"dataset_id": dataset, "method": "kmeans", "n_clusters": 3})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    assert run_job(job_id, backend.settings) == "succeeded"
+    assert "only 2 of the 3 clusters have samples" in api.get(f"/v1/jobs/{job_id}/logs").text
+    assert sorted(api.get(f"/v1/jobs/{job_id}/metrics").json()["cluster_sizes"]) == [0, 20, 20]
+
+
+def test_a_job_log_says_nothing_of_empty_clusters_when_none_is(api, backend, dataset):
+    job = trained(api, backend, dataset)
+    assert "clusters have samples" not in api.get(f"/v1/jobs/{job['id']}/logs").text
 
 
 def test_a_failed_job_log_has_the_traceback(api, backend, dataset):
