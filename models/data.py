@@ -1,6 +1,7 @@
 """Batch access to the training data, on the training device, without copying a memmap whole."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,7 +26,7 @@ class ArrayData:
         if self._lazy:
             self._source = X
         else:
-            self._tensor = scaler(torch.as_tensor(np.asarray(X)).to(device=device, dtype=torch.float32))
+            self._tensor = scaler(as_tensor(np.asarray(X)).to(device=device, dtype=torch.float32))
 
     def __len__(self) -> int:
         return self.n_samples
@@ -48,6 +49,17 @@ class ArrayData:
                 yield self._tensor[start:start + size]
             else:
                 yield self.rows(torch.arange(start, min(start + size, self.n_samples)))
+
+
+def as_tensor(X: np.ndarray) -> torch.Tensor:
+    """``X`` as a tensor sharing its memory. A read-only array (a slice of a memory-mapped
+    dataset) is fine: the library only reads its input, so torch's warning that it "does not
+    support non-writable tensors" would only be noise in a job's log."""
+    if X.flags.writeable:
+        return torch.as_tensor(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(X)
 
 
 def _is_memmap(X) -> bool:

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from . import persistence
 from .callbacks import CallbackList
 from .contract import check_network
-from .data import ArrayData
+from .data import ArrayData, as_tensor
 from .device import resolve_device, resolve_seed
 from .memory import return_large_blocks
 from .methods import get_method, param_names
@@ -251,7 +251,7 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
             self.model_.eval()
         if len(X) <= INFERENCE_CHUNK and type(X) is np.ndarray:
             # One chunk, as ArrayData.chunks would give it: the same operations on the same rows.
-            x = self.scaler_(torch.as_tensor(X).to(device=self.device_, dtype=torch.float32))
+            x = self.scaler_(as_tensor(X).to(device=self.device_, dtype=torch.float32))
             return self._forward(x, what).cpu().numpy()
         data = ArrayData(X, self.scaler_, self.device_)
         return torch.cat([self._forward(x, what) for x in data.chunks(INFERENCE_CHUNK)]).cpu().numpy()

@@ -152,3 +152,17 @@ def test_large_freed_blocks_go_back_to_the_os():
     from models.memory import return_large_blocks
 
     assert return_large_blocks() and return_large_blocks()  # glibc here; once per process
+
+
+def test_predicting_a_read_only_array_gives_no_warning():
+    import warnings
+
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(60, 4, centers=3, random_state=0)
+    est = DeepClusterer("kmeans", 3, random_state=0).fit(X.astype(np.float32))
+    read_only = X.astype(np.float32)
+    read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "not writable" UserWarning would fail here
+        assert (est.predict(read_only) == est.labels_).all()
