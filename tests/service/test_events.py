@@ -76,7 +76,9 @@ def listen(api, job_id: str, **kwargs) -> tuple[threading.Thread, list, threadin
 
 
 def test_a_running_job_streams_status_every_epoch_and_end(api, backend):
-    job = queued_job(api)
+    # Enough samples that the job runs for many of the stream's 50 ms polls: a job that ends
+    # within one poll (80 samples on a fast, quiet machine) is never seen `running`.
+    job = queued_job(api, n=2000)
     thread, events, _ = listen(api, job["id"])
     assert run_job(job["id"], backend.settings) == "succeeded"
     thread.join(60)
