@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from app.auth import create_key
 from app.core.db import dispose_engines, engine_for, new_session
+from app.core.tables import Job
 from app.core.migrate import upgrade
 from app.core.settings import Settings
 from app.main import create_app
@@ -147,6 +148,15 @@ def blobs(n: int = 120, d: int = 8, k: int = 3, seed: int = 0) -> tuple[np.ndarr
     y = np.arange(n) % k
     centers = rng.normal(0, 6, size=(k, d))
     return (centers[y] + rng.normal(0, 0.5, size=(n, d))).astype(np.float32), y
+
+
+def set_job(backend, job_id: str, **values) -> None:
+    """Change columns of a job row directly, to put it in a state a test needs."""
+    with new_session(engine_for(backend.settings.database_url)) as session:
+        job = session.get(Job, job_id)
+        for name, value in values.items():
+            setattr(job, name, value)
+        session.commit()
 
 
 def upload(client: TestClient, filename: str, content: bytes, **fields):

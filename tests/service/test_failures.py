@@ -24,7 +24,7 @@ from app.core.tables import Job
 from app.reaper import reap_once
 from worker.run import run_job
 
-from .conftest import REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, upload
+from .conftest import REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, set_job, upload
 from .processes import wait_until
 
 
@@ -34,14 +34,6 @@ def new_job(api, X: np.ndarray, **overrides) -> str:
     answer = api.post("/v1/jobs", json=body)
     assert answer.status_code == 202, answer.text
     return answer.json()["id"]
-
-
-def set_job(backend, job_id: str, **values) -> None:
-    with new_session(engine_for(backend.settings.database_url)) as session:
-        job = session.get(Job, job_id)
-        for name, value in values.items():
-            setattr(job, name, value)
-        session.commit()
 
 
 def row(backend, job_id: str) -> Job:

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from app.core.db import engine_for, new_session, utcnow
+from app.core.db import engine_for, utcnow
 from app.retention import purge_expired
 from app.core.storage import store_for
-from app.core.tables import Job
 from worker.run import run_job
 
-from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, upload
+from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, set_job, upload
 from .processes import wait_until
 from .test_bad_input import assert_error
 
@@ -44,14 +43,6 @@ def rows_of(backend, job_id: str) -> dict[str, int]:
     with engine_for(backend.settings.database_url).connect() as conn:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t} WHERE job_id = :j"), {"j": job_id}).scalar_one()
                 for t in RESULT_TABLES}
-
-
-def set_job(backend, job_id: str, **values) -> None:
-    with new_session(engine_for(backend.settings.database_url)) as session:
-        job = session.get(Job, job_id)
-        for name, value in values.items():
-            setattr(job, name, value)
-        session.commit()
 
 
 def test_deleting_a_finished_job_takes_its_model_results_and_files(api, backend, dataset):
