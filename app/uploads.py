@@ -1,7 +1,8 @@
 """multipart/form-data parsed as a stream: file parts go straight to staging files on disk.
 
 Nothing of a file part is held in memory beyond one network chunk, the size limit is enforced
-while the bytes arrive (413 before the disk fills), and the sha256 is computed on the way. The
+while the bytes arrive (413 before the disk fills), and the sha256 is computed on the way where
+the caller keeps it (not for predict: 3 ms of a 3 MB request, on the event loop). The
 staging files are removed when the request is done, whatever happened; ingestion publishes what
 it keeps under new names first.
 """
@@ -56,8 +57,8 @@ class _FormReceiver:
     """Callbacks for python-multipart's streaming parser."""
 
     def __init__(self, stack: ExitStack, store: ArtifactStore, max_bytes: int,
-                 file_fields: tuple[str, ...], text_fields: tuple[str, ...]):
-        self.stack, self.store, self.max_bytes = stack, store, max_bytes
+                 file_fields: tuple[str, ...], text_fields: tuple[str, ...], digest: bool):
+        self.stack, self.store, self.max_bytes, self.digest = stack, store, max_bytes, digest
         self.file_fields, self.text_fields = file_fields, text_fields
         self.form = UploadForm()
         self.total = 0
@@ -104,7 +105,7 @@ class _FormReceiver:
             filename = Path(options[b"filename"].decode("utf-8", "replace")).name
             self._upload = UploadedFile(filename, path)
             self._file = self.stack.enter_context(open(path, "wb"))
-            self._hash = hashlib.sha256()
+            self._hash = hashlib.sha256() if self.digest else None
         elif name not in self.text_fields and name not in self.file_fields:
             allowed = ", ".join(self.file_fields + self.text_fields)
             raise malformed(f"Unexpected form field {name!r}; the fields are: {allowed}.")
@@ -120,13 +121,14 @@ class _FormReceiver:
         if self.total > self.max_bytes:
             raise too_large(self.max_bytes)
         self._file.write(chunk)
-        self._hash.update(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
 
     def _on_part_end(self) -> None:
         if self._upload is not None:
             self._file.close()
             self._upload.size = self._upload.path.stat().st_size
-            self._upload.sha256 = self._hash.hexdigest()
+            self._upload.sha256 = self._hash.hexdigest() if self._hash is not None else ""
             self.form.files[self._name] = self._upload
         elif self._name in self.file_fields:
             raise malformed(f"The form field {self._name!r} must be a file (send it with a filename).")
@@ -138,8 +140,10 @@ class _FormReceiver:
 
 
 async def receive_form(request: Request, stack: ExitStack, store: ArtifactStore, max_bytes: int, *,
-                       file_fields: tuple[str, ...], text_fields: tuple[str, ...] = ()) -> UploadForm:
-    """Parse the request body; staging files live until ``stack`` closes."""
+                       file_fields: tuple[str, ...], text_fields: tuple[str, ...] = (),
+                       digest: bool = True) -> UploadForm:
+    """Parse the request body; staging files live until ``stack`` closes. ``digest=False``
+    leaves each file's ``sha256`` empty."""
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "Send the upload as multipart/form-data with a 'file' part.",
@@ -149,7 +153,7 @@ async def receive_form(request: Request, stack: ExitStack, store: ArtifactStore,
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + _OVERHEAD_BYTES:
         raise too_large(max_bytes)
-    receiver = _FormReceiver(stack, store, max_bytes, file_fields, text_fields)
+    receiver = _FormReceiver(stack, store, max_bytes, file_fields, text_fields, digest)
     try:
         parser = MultipartParser(params[b"boundary"], receiver.callbacks())
         async for chunk in request.stream():

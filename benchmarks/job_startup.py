@@ -6,7 +6,7 @@ Starts `deepclust serve` (loopback, a fresh data dir, SQLite; progress written a
 the throttle does not hide the start) and uploads synthetic blobs (2,000 × 32 float32, 10
 clusters; no dataset files needed). After ``--settle`` seconds, so the runner's process for the
 next job has imported torch (the steady state between jobs), it sends ``--jobs`` tiny DEC jobs one
-after another and times each from POST /v1/jobs to: the job showing `running`, its first phase
+after another (``--gap`` seconds apart) and times each from POST /v1/jobs to: the job showing `running`, its first phase
 (the job's process has adopted it and trains), its first history row (an epoch done), `succeeded`.
 Then it runs the same fit (same data, params, seed and device) ``--jobs`` times, each in a fresh
 `python -c` process, timed from launch to exit, imports included: what the job costs without the
@@ -100,6 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=5, help="jobs through serve, and fresh-process fits")
     parser.add_argument("--settle", type=float, default=15.0, help="seconds between serve's start and the first job")
+    parser.add_argument("--gap", type=float, default=0.0,
+                        help="seconds between one job's end and the next POST (0: back to back; a few seconds: each "
+                             "job finds an idle worker whose next process has imported torch)")
     args = parser.parse_args()
 
     import httpx
@@ -127,7 +130,11 @@ def main() -> None:
             time.sleep(0.2)
         dataset = client.post("/v1/datasets", files={"file": ("blobs.npy", data.read_bytes())}).json()["id"]
         time.sleep(args.settle)
-        served = [through_serve(client, dataset) for _ in range(args.jobs)]
+        served = []
+        for i in range(args.jobs):
+            if i and args.gap:
+                time.sleep(args.gap)
+            served.append(through_serve(client, dataset))
         client.close()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -139,7 +146,7 @@ def main() -> None:
             except ProcessLookupError:
                 pass
     fresh = [fresh_process(data) for _ in range(args.jobs)]
-    print(json.dumps({"data": {"n": 2000, "d": 32, "k": K}, "job": {"method": "dec", "params": PARAMS,
+    print(json.dumps({"data": {"n": 2000, "d": 32, "k": K}, "gap_s": args.gap, "job": {"method": "dec", "params": PARAMS,
                       "pretrain": PRETRAIN}, "serve": {"median": medians(served), "samples": served},
                       "fresh_process": {"median": medians(fresh), "samples": fresh}}, indent=2))
 

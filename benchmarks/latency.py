@@ -63,6 +63,7 @@ def timed(fn, seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="per target")
+    parser.add_argument("--only", default="", help="run only the HTTP targets whose name contains this (e.g. .npy)")
     args = parser.parse_args()
 
     import httpx
@@ -95,6 +96,8 @@ def main() -> None:
             "http predict, 1,000 rows .npy": multipart_npy(path, port, X[:1000]),
         }
         for name, raw in http.items():
+            if args.only not in name:
+                continue
             asyncio.run(loadbench.load(port, raw, 1, 1.0, 60))  # warm: model cache, connection
             r = asyncio.run(loadbench.load(port, raw, 1, args.seconds, 60))
             if r["errors"]:

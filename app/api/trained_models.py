@@ -79,7 +79,8 @@ async def import_bundle(request: Request, response: Response, db: DbDep, store: 
     manifest, safetensors weights (never pickle), a network no larger than its weights, and a model
     that rebuilds and predicts."""
     with ExitStack() as stack:
-        form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",))
+        form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",),
+                                  digest=False)
         if "file" not in form.files:
             raise ApiError(400, "missing_file", "The form has no 'file' part; send the zip as multipart field 'file'.")
         row, weights = await run_in_threadpool(import_model, tenant, form.files["file"].path,
@@ -188,7 +189,7 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
     if is_multipart(request):
         with ExitStack() as stack:
             form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",),
-                                      text_fields=("label_column",))
+                                      text_fields=("label_column",), digest=False)
             if "file" not in form.files:
                 raise ApiError(400, "missing_file", "The form has no 'file' part.")
             upload = form.files["file"]
