@@ -52,7 +52,7 @@ def load(name: str, data_dir: Path, samples: int | None) -> tuple[np.ndarray, np
 
 
 def settings(args) -> tuple[str, dict]:
-    preset_name = args.preset or args.dataset
+    preset_name = args.preset or ("usps" if args.dataset == "digits" else args.dataset)
     presets = json.loads((ROOT / "presets" / f"{args.method}.json").read_text())
     if preset_name not in presets:
         raise SystemExit(f"no preset {preset_name!r} for {args.method}; have "
