@@ -6,8 +6,9 @@ Starts `deepclust serve` (loopback, a fresh data dir, SQLite; progress written a
 the throttle does not hide the start) and uploads synthetic blobs (2,000 × 32 float32, 10
 clusters; no dataset files needed). After ``--settle`` seconds, so the runner's process for the
 next job has imported torch (the steady state between jobs), it sends ``--jobs`` tiny DEC jobs one
-after another (``--gap`` seconds apart) and times each from POST /v1/jobs to: the job showing `running`, its first phase
-(the job's process has adopted it and trains), its first history row (an epoch done), `succeeded`.
+after another (``--gap`` seconds apart) and times each from POST /v1/jobs to: the job showing
+`running`, its first phase (the job's process has adopted it and trains), its first history row
+(an epoch done), `succeeded`.
 Then it runs the same fit (same data, params, seed and device) ``--jobs`` times, each in a fresh
 `python -c` process, timed from launch to exit, imports included: what the job costs without the
 service. Prints one JSON object: every sample and the medians.
@@ -146,8 +147,8 @@ def main() -> None:
             except ProcessLookupError:
                 pass
     fresh = [fresh_process(data) for _ in range(args.jobs)]
-    print(json.dumps({"data": {"n": 2000, "d": 32, "k": K}, "gap_s": args.gap, "job": {"method": "dec", "params": PARAMS,
-                      "pretrain": PRETRAIN}, "serve": {"median": medians(served), "samples": served},
+    print(json.dumps({"data": {"n": 2000, "d": 32, "k": K}, "gap_s": args.gap,
+                      "job": {"method": "dec", "params": PARAMS, "pretrain": PRETRAIN}, "serve": {"median": medians(served), "samples": served},
                       "fresh_process": {"median": medians(fresh), "samples": fresh}}, indent=2))
 
 
