@@ -148,7 +148,8 @@ def main() -> None:
                 pass
     fresh = [fresh_process(data) for _ in range(args.jobs)]
     print(json.dumps({"data": {"n": 2000, "d": 32, "k": K}, "gap_s": args.gap,
-                      "job": {"method": "dec", "params": PARAMS, "pretrain": PRETRAIN}, "serve": {"median": medians(served), "samples": served},
+                      "job": {"method": "dec", "params": PARAMS, "pretrain": PRETRAIN},
+                      "serve": {"median": medians(served), "samples": served},
                       "fresh_process": {"median": medians(fresh), "samples": fresh}}, indent=2))
 
 
