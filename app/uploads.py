@@ -128,7 +128,8 @@ class _FormReceiver:
         if self._upload is not None:
             self._file.close()
             self._upload.size = self._upload.path.stat().st_size
-            self._upload.sha256 = self._hash.hexdigest() if self._hash is not None else ""
+            if self._hash is not None:  # else the dataclass's "" stands
+                self._upload.sha256 = self._hash.hexdigest()
             self.form.files[self._name] = self._upload
         elif self._name in self.file_fields:
             raise malformed(f"The form field {self._name!r} must be a file (send it with a filename).")
