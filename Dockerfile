@@ -13,6 +13,8 @@ ARG TORCH_VERSION=2.13.0
 FROM scratch AS source
 COPY pyproject.toml README.md alembic.ini /app/
 COPY migrations /app/migrations
+COPY setup.py /app/
+COPY deepclust /app/deepclust
 COPY models /app/models
 COPY app /app/app
 COPY worker /app/worker
@@ -27,8 +29,8 @@ WORKDIR /app
 # torch first, from the CPU index, so resolving the project cannot pull a CUDA build.
 RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.org/whl/cpu
 COPY --from=source /app ./
-# The plot extra: the plot routes draw with matplotlib.
-RUN pip install -e .[plot]
+# The server extra: the web stack, plots (matplotlib) and ONNX export (onnx, onnxruntime).
+RUN pip install -e .[server]
 USER deepclust
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --retries=5 \
@@ -49,6 +51,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 python3
 WORKDIR /app
 RUN pip install "torch==${TORCH_VERSION}" --index-url ${TORCH_INDEX}
 COPY --from=source /app ./
-RUN pip install -e .
+RUN pip install -e .[worker]
 USER deepclust
 CMD ["deepclust", "worker", "--concurrency", "1"]

@@ -13,10 +13,10 @@ import re
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.deps import Database
-from app.auth import LOCAL_TENANT, tenant_for_key
-from app.core.settings import Settings
-from app.errors import ApiError, send_error
+from deepclust.app.api.deps import Database
+from deepclust.app.auth import LOCAL_TENANT, tenant_for_key
+from deepclust.app.core.settings import Settings
+from deepclust.app.errors import ApiError, send_error
 
 # Under /v1 every route needs a key except the method catalogue.
 PUBLIC = frozenset({"/v1/methods"})

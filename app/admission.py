@@ -9,7 +9,7 @@ from __future__ import annotations
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import send_error
+from deepclust.app.errors import send_error
 
 # Liveness and scraping must answer while the server is saturated; that is when they matter.
 EXEMPT = frozenset({"/healthz", "/metrics"})

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.npyfile import NpyWriter
-from app.core.settings import Settings
-from app.errors import ApiError, invalid
-from app.images import ImageOptions, decode, is_image_name, read_header
-from app.ingest import Canonical, detect_format, label_codes
+from deepclust.app.core.npyfile import NpyWriter
+from deepclust.app.core.settings import Settings
+from deepclust.app.errors import ApiError, invalid
+from deepclust.app.images import ImageOptions, decode, is_image_name, read_header
+from deepclust.app.ingest import Canonical, detect_format, label_codes
 
 ARCHIVE_FORMATS = ("zip", "tar", "tar.gz")
 LABELS_CSV = "labels.csv"

@@ -11,10 +11,10 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from app.core.db import utcnow
-from app.core.ids import new_id
-from app.core.tables import ApiKey, Tenant
-from app.errors import ApiError
+from deepclust.app.core.db import utcnow
+from deepclust.app.core.ids import new_id
+from deepclust.app.core.tables import ApiKey, Tenant
+from deepclust.app.errors import ApiError
 
 # Everything belongs to this tenant while auth is disabled (the embedded default).
 LOCAL_TENANT = "local"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from app.errors import invalid
+from deepclust.app.errors import invalid
 
 FLOAT = 4
 MAX_LAYERS = 64

@@ -1,6 +1,6 @@
 """A Python client of the deepclust HTTP API, light enough for a notebook.
 
-    from app.client import Client
+    from deepclust.app.client import Client
 
     api = Client("http://127.0.0.1:8000")                 # key=... when the server wants one
     ds = api.upload_dataset(X, labels=y, name="digits")   # an array, or a path in any dataset format
@@ -10,7 +10,7 @@
     labels_new, proba = api.predict(job.model_id, X_new)
 
 It speaks HTTP with httpx and hands back numpy arrays and plain dicts; it imports neither torch
-nor the server's code. Every error answer of the API is raised as an ``ApiError`` subclass that
+nor the server's code. Every error answer of the API is raised as an ``DeepclustError`` subclass that
 carries the API's ``status``, ``code``, ``message`` and ``details``.
 """
 from __future__ import annotations
@@ -31,14 +31,14 @@ import numpy as np
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = ("succeeded", "failed", "cancelled")
 
-__all__ = ["Client", "Job", "Prediction", "ApiError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
+__all__ = ["Client", "Job", "Prediction", "DeepclustError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
            "TooLarge", "UnsupportedMediaType", "InvalidRequest", "ServiceUnavailable", "ServerError",
            "ConnectionFailed", "JobFailed"]
 
 
 # -- errors ------------------------------------------------------------------------------------------
 
-class ApiError(Exception):
+class DeepclustError(Exception):
     """An error answer of the API: its HTTP ``status`` and the body's ``code``, ``message``, ``details``."""
 
     def __init__(self, status: int, code: str, message: str, details: dict | None = None):
@@ -46,56 +46,56 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details or {}
 
 
-class BadRequest(ApiError):
+class BadRequest(DeepclustError):
     """400: the request could not be parsed."""
 
 
-class Unauthorized(ApiError):
+class Unauthorized(DeepclustError):
     """401: no API key, or one the server does not know."""
 
 
-class NotFound(ApiError):
+class NotFound(DeepclustError):
     """404: no such id (or it belongs to another tenant)."""
 
 
-class Conflict(ApiError):
+class Conflict(DeepclustError):
     """409: the resource is in the wrong state (e.g. labels of a job that has not succeeded)."""
 
 
-class TooLarge(ApiError):
+class TooLarge(DeepclustError):
     """413: the upload is over the server's size limit."""
 
 
-class UnsupportedMediaType(ApiError):
+class UnsupportedMediaType(DeepclustError):
     """415: a file format or content type the server does not take."""
 
 
-class InvalidRequest(ApiError):
+class InvalidRequest(DeepclustError):
     """422: well-formed, but the content is invalid (params out of range, wrong shape, ...)."""
 
 
-class ServiceUnavailable(ApiError):
+class ServiceUnavailable(DeepclustError):
     """503: a dependency of the server (database, broker) is down; try again later."""
 
 
-class ServerError(ApiError):
+class ServerError(DeepclustError):
     """Any other error status (a 500 is a server bug worth reporting)."""
 
 
-class ConnectionFailed(ApiError):
+class ConnectionFailed(DeepclustError):
     """The server could not be reached at all (status 0)."""
 
 
-class JobFailed(ApiError):
+class JobFailed(DeepclustError):
     """Raised by ``Job.wait(raise_on_failure=True)`` when the job failed or was cancelled."""
 
 
-_BY_STATUS: dict[int, type[ApiError]] = {400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict,
+_BY_STATUS: dict[int, type[DeepclustError]] = {400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict,
                                          413: TooLarge, 415: UnsupportedMediaType, 422: InvalidRequest,
                                          503: ServiceUnavailable}
 
 
-def error_from_response(response: httpx.Response) -> ApiError:
+def error_from_response(response: httpx.Response) -> DeepclustError:
     """The typed exception for an error answer, from the API's error body when it has one."""
     try:
         error = response.json()["error"]
@@ -165,7 +165,7 @@ class Client:
 
     # -- plumbing ---------------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """Send one request; an error answer is raised as its ``ApiError`` subclass."""
+        """Send one request; an error answer is raised as its ``DeepclustError`` subclass."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -353,7 +353,7 @@ class Job:
 
         interrupted = threading.Event()
         if progress:
-            from app.progress import follow  # rich, only when a bar is wanted
+            from deepclust.app.progress import follow  # rich, only when a bar is wanted
 
             with _ctrl_c_between_polls(interrupted):
                 follow(states(), console=console)

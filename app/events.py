@@ -14,9 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from app.core.db import new_session
-from app.schemas import JobOut
-from app.core.tables import ACTIVE_STATES, Job, JobHistory
+from deepclust.app.core.db import new_session
+from deepclust.app.schemas import JobOut
+from deepclust.app.core.tables import ACTIVE_STATES, Job, JobHistory
 
 BATCH = 500               # history rows per poll: a long history is replayed in bounded steps
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing an idle stream

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from app.archives import ArchiveLimits, archive_format, read_archive
-from app.core.npyfile import open_array
-from app.core.results import ModelCard
-from app.core.settings import Settings
-from app.errors import ApiError, invalid
-from app.images import ImageOptions, decode, is_image_name
-from app.uploads import UploadedFile
-from models import DeepClusterer
+from deepclust.app.archives import ArchiveLimits, archive_format, read_archive
+from deepclust.app.core.npyfile import open_array
+from deepclust.app.core.results import ModelCard
+from deepclust.app.core.settings import Settings
+from deepclust.app.errors import ApiError, invalid
+from deepclust.app.images import ImageOptions, decode, is_image_name
+from deepclust.app.uploads import UploadedFile
+from deepclust.models import DeepClusterer
 
 
 def training_image_options(card: ModelCard, model: DeepClusterer) -> ImageOptions:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from app.errors import ApiError, invalid
+from deepclust.app.errors import ApiError, invalid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")

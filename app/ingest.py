@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from app.core.npyfile import BadNpy, NpyHeader, NpyWriter, open_array, read_header, rewrite_shape
-from app.errors import ApiError, invalid
+from deepclust.app.core.npyfile import BadNpy, NpyHeader, NpyWriter, open_array, read_header, rewrite_shape
+from deepclust.app.errors import ApiError, invalid
 
 FEATURE_FORMATS = ("npy", "npz", "csv", "tsv", "parquet")
 _SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from app import pretrain
-from app.budget import check_job_budget
-from app.core import jobstate
-from app.core.dispatch import BrokerUnavailable, Dispatcher
-from app.core.ids import new_id
-from app.core.pagination import paginate
-from app.core.storage import ArtifactStore
-from app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory
-from app.errors import ApiError, invalid
-from app.ownership import owned
-from app.schemas import JobCreate
-from models import MethodInfo, get_method
+from deepclust.app import pretrain
+from deepclust.app.budget import check_job_budget
+from deepclust.app.core import jobstate
+from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
+from deepclust.app.core.ids import new_id
+from deepclust.app.core.pagination import paginate
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory
+from deepclust.app.errors import ApiError, invalid
+from deepclust.app.ownership import owned
+from deepclust.app.schemas import JobCreate
+from deepclust.models import MethodInfo, get_method
 
 # Params that fix the autoencoder's shape: a reused autoencoder must agree on them.
 _ARCHITECTURE_PARAMS = ("hidden_dims", "embedding_dim")

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from app.auth import create_key
-from app.core.db import engine_for, new_session, utcnow
-from app.core.migrate import upgrade
-from app.core.settings import Settings
-from app.core.tables import ApiKey, Tenant
+from deepclust.app.auth import create_key
+from deepclust.app.core.db import engine_for, new_session, utcnow
+from deepclust.app.core.migrate import upgrade
+from deepclust.app.core.settings import Settings
+from deepclust.app.core.tables import ApiKey, Tenant
 
 
 class KeyCommandError(RuntimeError):

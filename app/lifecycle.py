@@ -10,12 +10,12 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from app.core.joblog import log_key
-from app.core.storage import ArtifactStore
-from app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
-from app.errors import ApiError
-from app.ownership import owned
-from app.plots import cache_prefix as plots_prefix
+from deepclust.app.core.joblog import log_key
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
+from deepclust.app.errors import ApiError
+from deepclust.app.ownership import owned
+from deepclust.app.plots import cache_prefix as plots_prefix
 
 
 def job_active(job: Job) -> ApiError:

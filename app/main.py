@@ -6,22 +6,22 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from app.access import AccessMiddleware
-from app.admission import AdmissionGate
-from app.api import datasets, events, jobs, ops, plots, sweeps, trained_models
-from app.api.deps import Database
-from app.core.db import engine_for
-from app.core.dispatch import make_dispatcher
-from app.core.settings import Settings, get_settings
-from app.core.storage import store_for
-from app.docs import install_docs
-from app.errors import install_error_handlers
-from app.openapi import install_openapi
-from app.predict import ModelCache
-from app.reaper import Reaper
-from app.retention import RetentionSweeper
-from app.telemetry import Telemetry
-from app.web import install_dashboard
+from deepclust.app.access import AccessMiddleware
+from deepclust.app.admission import AdmissionGate
+from deepclust.app.api import datasets, events, jobs, ops, plots, sweeps, trained_models
+from deepclust.app.api.deps import Database
+from deepclust.app.core.db import engine_for
+from deepclust.app.core.dispatch import make_dispatcher
+from deepclust.app.core.settings import Settings, get_settings
+from deepclust.app.core.storage import store_for
+from deepclust.app.docs import install_docs
+from deepclust.app.errors import install_error_handlers
+from deepclust.app.openapi import install_openapi
+from deepclust.app.predict import ModelCache
+from deepclust.app.reaper import Reaper
+from deepclust.app.retention import RetentionSweeper
+from deepclust.app.telemetry import Telemetry
+from deepclust.app.web import install_dashboard
 
 DESCRIPTION = """Deep clustering as a service: upload a feature matrix, start a clustering job
 (autoencoder pretraining, then clustering fine-tuning), poll it, read labels, centroids and

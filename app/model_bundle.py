@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.ids import new_id
-from app.core.tables import TrainedModel
-from app.errors import ApiError, invalid
-from models import DeepClusterer
+from deepclust.app.core.ids import new_id
+from deepclust.app.core.tables import TrainedModel
+from deepclust.app.errors import ApiError, invalid
+from deepclust.models import DeepClusterer
 
 WEIGHTS, MANIFEST = "model.safetensors", "manifest.json"
 MAX_MANIFEST_BYTES = 64 << 20  # the manifest carries the training history: generous, but bounded
@@ -32,7 +32,7 @@ def bundle_zip(weights: bytes, manifest: dict) -> bytes:
 
 
 def bundle_onnx(model: DeepClusterer) -> bytes:
-    from models.onnx_export import onnx_available, to_onnx
+    from deepclust.models.onnx_export import onnx_available, to_onnx
 
     if not onnx_available():
         raise ApiError(503, "onnx_unavailable", "ONNX export is not installed on this server: install the optional "

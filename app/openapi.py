@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from app.errors import ErrorBody
+from deepclust.app.errors import ErrorBody
 
 STATUS_TEXT = {400: "Malformed request", 401: "No or bad API key", 404: "Unknown id, or not yours",
                409: "Wrong state", 413: "Too large", 415: "Unsupported format", 422: "Invalid content",

@@ -5,8 +5,8 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from app.core.tables import Dataset, Job, TrainedModel
-from app.errors import not_found
+from deepclust.app.core.tables import Dataset, Job, TrainedModel
+from deepclust.app.errors import not_found
 
 Row = TypeVar("Row", Dataset, Job, TrainedModel)
 _KINDS = {Dataset: "dataset", Job: "job", TrainedModel: "model"}

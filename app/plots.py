@@ -14,13 +14,13 @@ from functools import partial
 import numpy as np
 from sqlmodel import Session, select
 
-from app.core import results
-from app.core.npyfile import open_array
-from app.core.storage import ArtifactStore
-from app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
-from app.errors import ApiError
-from app.predict import ModelCache
-from models import DeepClusterer, plotting
+from deepclust.app.core import results
+from deepclust.app.core.npyfile import open_array
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
+from deepclust.app.errors import ApiError
+from deepclust.app.predict import ModelCache
+from deepclust.models import DeepClusterer, plotting
 
 PLOTS = ("history", "embedding", "sizes", "examples", "confusion")
 PROJECTIONS = ("pca", "tsne")

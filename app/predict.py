@@ -16,9 +16,9 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from app.errors import ApiError, invalid
-from app.schemas import PredictIn
-from models import DeepClusterer
+from deepclust.app.errors import ApiError, invalid
+from deepclust.app.schemas import PredictIn
+from deepclust.models import DeepClusterer
 
 NPY_MEDIA_TYPE = "application/x-npy"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.errors import invalid
-from models import InvalidParams, MethodInfo
+from deepclust.app.errors import invalid
+from deepclust.models import InvalidParams, MethodInfo
 
 PREFIX = "pretrain_"
 

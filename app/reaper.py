@@ -11,11 +11,11 @@ import threading
 
 from sqlalchemy.engine import Engine
 
-from app.core import joblog, jobstate, sweepstate
-from app.core.db import new_session
-from app.core.dispatch import BrokerUnavailable, Dispatcher
-from app.core.settings import Settings
-from app.core.storage import store_for
+from deepclust.app.core import joblog, jobstate, sweepstate
+from deepclust.app.core.db import new_session
+from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
+from deepclust.app.core.settings import Settings
+from deepclust.app.core.storage import store_for
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from app.core.db import new_session, utcnow
-from app.core.storage import ArtifactStore
-from app.core.tables import ACTIVE_STATES, Job
-from app.lifecycle import remove_files, remove_job
+from deepclust.app.core.db import new_session, utcnow
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import ACTIVE_STATES, Job
+from deepclust.app.lifecycle import remove_files, remove_job
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app import pretrain
-from app.core.tables import Dataset, Job, Metrics, TrainedModel
-from models import PHASES
+from deepclust.app import pretrain
+from deepclust.app.core.tables import Dataset, Job, Metrics, TrainedModel
+from deepclust.models import PHASES
 
 T = TypeVar("T")
 MAX_RUNTIME_S = 7 * 24 * 3600  # the largest max_runtime_s a job may ask for

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from app.core.settings import LOOPBACK_HOSTS, Settings
+from deepclust.app.core.settings import LOOPBACK_HOSTS, Settings
 
 
 class UnsafeBind(RuntimeError):
@@ -41,13 +41,13 @@ def uvicorn_config(settings: Settings, log_level: str, workers: int = 1):
     # In-flight requests get shutdown_grace_seconds once a stop is asked for; then they are cancelled.
     common = {"log_level": log_level, "log_config": None, "timeout_graceful_shutdown": settings.shutdown_grace_seconds}
     if workers <= 1:
-        from app.main import create_app
+        from deepclust.app.main import create_app
 
         return uvicorn.Config(create_app(settings), **common)
     os.environ.update({"DEEPCLUST_HOST": settings.host, "DEEPCLUST_PORT": str(settings.port),
                        "DEEPCLUST_AUTH": settings.auth, "DEEPCLUST_DATA_DIR": str(settings.data_dir),
                        "DEEPCLUST_DATABASE_URL": settings.database_url})
-    return uvicorn.Config("app.main:create_app", factory=True, workers=workers, **common)
+    return uvicorn.Config("deepclust.app.main:create_app", factory=True, workers=workers, **common)
 
 
 def run_server(config, sock, on_started=None) -> None:

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.core import jobstate, sweepstate
-from app.core.dispatch import BrokerUnavailable, Dispatcher
-from app.core.ids import new_id
-from app.core.pagination import paginate
-from app.core.storage import ArtifactStore
-from app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, Sweep, SweepJob
-from app.errors import ApiError, invalid, not_found
-from app.jobs import method_for, validated_params
-from app.ownership import owned
-from app.schemas import SweepCreate
-from models import selection as model_selection
+from deepclust.app.core import jobstate, sweepstate
+from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
+from deepclust.app.core.ids import new_id
+from deepclust.app.core.pagination import paginate
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, Sweep, SweepJob
+from deepclust.app.errors import ApiError, invalid, not_found
+from deepclust.app.jobs import method_for, validated_params
+from deepclust.app.ownership import owned
+from deepclust.app.schemas import SweepCreate
+from deepclust.models import selection as model_selection
 
 MAX_GRID = 200  # jobs per sweep: a bigger grid is almost surely a typo in a range
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sqlmodel import Session, func, select
 
-from app.core.tables import JOB_STATES, QUEUED, Job
+from deepclust.app.core.tables import JOB_STATES, QUEUED, Job
 
 
 class JobsCollector:

@@ -18,8 +18,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from app.core.storage import ArtifactStore
-from app.errors import ApiError
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.errors import ApiError
 
 _MAX_FIELD_BYTES = 64 << 10
 # Multipart framing and the small text fields ride on top of the file bytes.

@@ -30,7 +30,7 @@ from sklearn.datasets import load_digits
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from models import Callback, DeepClusterer, TrainingCancelled  # noqa: E402
+from deepclust.models import Callback, DeepClusterer, TrainingCancelled  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
 DIGITS_NET = {"hidden_dims": [64, 32], "embedding_dim": 8, "pretrain_epochs": 4, "pretrain_batch_size": 128,

@@ -86,7 +86,7 @@ def bare_fit(x: np.ndarray, pretrain_epochs: int, maxiter: int) -> None:
 def child(path: str, layout: str, method: str, pretrain_epochs: int, maxiter: int) -> None:
     import torch
 
-    from models import DeepClusterer
+    from deepclust.models import DeepClusterer
 
     torch.set_num_threads(os.cpu_count() or 1)
     x = np.load(path, mmap_mode="r" if layout == "memmap" else None)

@@ -94,7 +94,7 @@ def floor(fmt: str, src: Path, out: Path) -> None:
 
 
 def deepclust(fmt: str, src: Path, out: Path) -> None:
-    from app.ingest import canonicalize
+    from deepclust.app.ingest import canonicalize
 
     workdir = out.parent
 
@@ -116,7 +116,7 @@ def child(which: str, fmt: str, src: str, out: str) -> None:
     import pandas  # noqa: F401  (imports count for neither side)
     import pyarrow.parquet  # noqa: F401
 
-    import app.ingest  # noqa: F401
+    import deepclust.app.ingest  # noqa: F401
 
     before = _rss_mib()
     with open("/proc/self/clear_refs", "w") as f:
@@ -151,7 +151,7 @@ def http_upload_seconds(paths: dict[str, Path], workdir: Path, repeats: int) -> 
     port = 8765
     env = {**os.environ, "PYTHONPATH": str(ROOT.parent), "DEEPCLUST_DATA_DIR": str(workdir / "server"),
            "DEEPCLUST_AUTH": "disabled", "DEEPCLUST_REAPER_INTERVAL_SECONDS": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "deepclust.app.main:create_app", "--factory", "--port", str(port),
                                "--log-level", "warning"], env=env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:

@@ -40,7 +40,7 @@ FIT = """
 import json, sys, time
 start = time.perf_counter()
 import numpy as np
-from models import DeepClusterer
+from deepclust.models import DeepClusterer
 imported = time.perf_counter()
 X = np.load(sys.argv[1])
 DeepClusterer("dec", {k}, random_state=0, device="auto", scaling="auto", **json.loads(sys.argv[2])).fit(X)

@@ -69,7 +69,7 @@ def main() -> None:
     import httpx
     import torch
 
-    from models import DeepClusterer
+    from deepclust.models import DeepClusterer
 
     with np.load(loadbench.MNIST) as data:
         X = data["x"][:2000].reshape(2000, -1).astype(np.float32)

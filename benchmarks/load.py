@@ -44,7 +44,7 @@ import os
 import numpy as np
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from models import DeepClusterer
+from deepclust.models import DeepClusterer
 
 weights = open(os.environ["BARE_WEIGHTS"], "rb").read()
 import json
@@ -228,8 +228,8 @@ def train_model(client, settings_env: dict, X: np.ndarray) -> tuple[str, str]:
 
 
 def export_model(database_url: str, model_id: str, out: Path) -> tuple[Path, Path]:
-    from app.core.db import engine_for, new_session
-    from app.core.results import model_bytes
+    from deepclust.app.core.db import engine_for, new_session
+    from deepclust.app.core.results import model_bytes
 
     with new_session(engine_for(database_url)) as session:
         weights, manifest = model_bytes(session, model_id)
@@ -279,7 +279,7 @@ def main() -> None:
         key = subprocess.run([str(BIN / "deepclust"), "keys", "create", "--name", "bench"], env=env, cwd=tmp,
                              check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         headers = {"Authorization": f"Bearer {key}"}
-        server = start([str(BIN / "uvicorn"), "app.main:create_app", "--factory", "--host", "127.0.0.1",
+        server = start([str(BIN / "uvicorn"), "deepclust.app.main:create_app", "--factory", "--host", "127.0.0.1",
                         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
                        env, REPO, tmp / "serve.log")
     bare = None

@@ -23,10 +23,10 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from models import Callback, DeepClusterer  # noqa: E402
-from models.device import resolve_device  # noqa: E402
-from models.methods import get_method  # noqa: E402
-from models.metrics import external_metrics  # noqa: E402
+from deepclust.models import Callback, DeepClusterer  # noqa: E402
+from deepclust.models.device import resolve_device  # noqa: E402
+from deepclust.models.methods import get_method  # noqa: E402
+from deepclust.models.metrics import external_metrics  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
 

@@ -28,10 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from models import DeepClusterer  # noqa: E402
-from models import selection as sel  # noqa: E402
-from models.metrics import external_metrics  # noqa: E402
-from models.sweep import choose_restart, evaluated_run  # noqa: E402
+from deepclust.models import DeepClusterer  # noqa: E402
+from deepclust.models import selection as sel  # noqa: E402
+from deepclust.models.metrics import external_metrics  # noqa: E402
+from deepclust.models.sweep import choose_restart, evaluated_run  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
 

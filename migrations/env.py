@@ -5,8 +5,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import app.core.tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from app.core.settings import get_settings
+import deepclust.app.core.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+from deepclust.app.core.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from app.core.dispatch import TASK_NAME, celery_config
-from app.core.jobstate import retry_delay
-from app.core.settings import get_settings
+from deepclust.app.core.dispatch import TASK_NAME, celery_config
+from deepclust.app.core.jobstate import retry_delay
+from deepclust.app.core.settings import get_settings
 
 app = Celery("deepclust")
 app.conf.update(celery_config(get_settings()))
@@ -21,8 +21,8 @@ app.conf.update(celery_config(get_settings()))
 
 @app.task(name=TASK_NAME, bind=True, max_retries=None)
 def run_job_task(self, job_id: str) -> None:
-    from worker.failures import is_infrastructure
-    from worker.run import run_job
+    from deepclust.worker.failures import is_infrastructure
+    from deepclust.worker.run import run_job
 
     try:
         run_job(job_id)

@@ -14,7 +14,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from models import LossNotFinite
+from deepclust.models import LossNotFinite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -17,12 +17,12 @@ import threading
 
 from sqlmodel import select
 
-from app.core import joblog, jobstate
-from app.core.db import engine_for, new_session
-from app.core.settings import Settings
-from app.core.storage import store_for
-from app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job
-from worker.supervision import die_with_parent, pid_alive
+from deepclust.app.core import joblog, jobstate
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.settings import Settings
+from deepclust.app.core.storage import store_for
+from deepclust.app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job
+from deepclust.worker.supervision import die_with_parent, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _job_process(parent_pid: int, jobs, settings: dict) -> None:
     # runner's call (it terminates it when serve stops, and says what became of the job).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [job] %(message)s")
-    from worker.run import run_job  # torch is imported here, in the child only, before any job is given
+    from deepclust.worker.run import run_job  # torch is imported here, in the child only, before any job is given
 
     try:
         job_id, attempt = jobs.recv()

@@ -17,14 +17,14 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from app.core import jobstate
-from app.core.db import new_session, utcnow
-from app.core.settings import Settings
-from app.core.storage import ArtifactStore
-from app.core.tables import Job, JobHistory
-from models import FINALIZE, FINETUNE, INIT, PRETRAIN, Callback, save_checkpoint
-from models.metrics import cluster_accuracy, nmi
-from worker.failures import is_infrastructure
+from deepclust.app.core import jobstate
+from deepclust.app.core.db import new_session, utcnow
+from deepclust.app.core.settings import Settings
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import Job, JobHistory
+from deepclust.models import FINALIZE, FINETUNE, INIT, PRETRAIN, Callback, save_checkpoint
+from deepclust.models.metrics import cluster_accuracy, nmi
+from deepclust.worker.failures import is_infrastructure
 
 log = logging.getLogger(__name__)
 

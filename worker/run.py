@@ -17,14 +17,14 @@ import numpy as np
 from sqlalchemy import delete, insert
 from sqlmodel import Session
 
-from app.core import joblog, jobstate, results, sweepstate
-from app.core.db import engine_for, new_session, utcnow
-from app.core.dispatch import make_dispatcher
-from app.core.ids import new_id
-from app.core.npyfile import open_array
-from app.core.settings import Settings, get_settings
-from app.core.storage import store_for
-from app.core.tables import (
+from deepclust.app.core import joblog, jobstate, results, sweepstate
+from deepclust.app.core.db import engine_for, new_session, utcnow
+from deepclust.app.core.dispatch import make_dispatcher
+from deepclust.app.core.ids import new_id
+from deepclust.app.core.npyfile import open_array
+from deepclust.app.core.settings import Settings, get_settings
+from deepclust.app.core.storage import store_for
+from deepclust.app.core.tables import (
     CANCELLED,
     FAILED,
     QUEUED,
@@ -33,10 +33,10 @@ from app.core.tables import (
     Job,
     JobHistory,
 )
-from models import DeepClusterer, TrainingCancelled, load_checkpoint
-from models.metrics import clustering_report
-from worker.failures import is_infrastructure, job_error, retry_while_unreachable
-from worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
+from deepclust.models import DeepClusterer, TrainingCancelled, load_checkpoint
+from deepclust.models.metrics import clustering_report
+from deepclust.worker.failures import is_infrastructure, job_error, retry_while_unreachable
+from deepclust.worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
 
 log = logging.getLogger(__name__)
 RETRY = "retry"  # the attempt ended for the infrastructure's reason: requeue it, not fail it

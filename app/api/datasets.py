@@ -4,15 +4,15 @@ from contextlib import ExitStack
 
 from fastapi import APIRouter, Request, Response
 
-from app.api.deps import DbDep, SettingsDep, StoreDep, TenantDep
-from app.api.paging import LimitQuery, OffsetQuery
-from app.core.tables import Dataset
-from app.datasets import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
-from app.lifecycle import delete_dataset
-from app.openapi import TENANT, errors
-from app.ownership import owned
-from app.schemas import DATASET_EXAMPLE, DatasetOut, Page, page_example
-from app.uploads import receive_form
+from deepclust.app.api.deps import DbDep, SettingsDep, StoreDep, TenantDep
+from deepclust.app.api.paging import LimitQuery, OffsetQuery
+from deepclust.app.core.tables import Dataset
+from deepclust.app.datasets import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
+from deepclust.app.lifecycle import delete_dataset
+from deepclust.app.openapi import TENANT, errors
+from deepclust.app.ownership import owned
+from deepclust.app.schemas import DATASET_EXAMPLE, DatasetOut, Page, page_example
+from deepclust.app.uploads import receive_form
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=TENANT)
 

@@ -20,11 +20,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import LOCAL_TENANT, tenant_for_key
-from app.core.db import new_session
-from app.core.dispatch import Dispatcher
-from app.core.settings import Settings
-from app.core.storage import ArtifactStore
+from deepclust.app.auth import LOCAL_TENANT, tenant_for_key
+from deepclust.app.core.db import new_session
+from deepclust.app.core.dispatch import Dispatcher
+from deepclust.app.core.settings import Settings
+from deepclust.app.core.storage import ArtifactStore
 
 T = TypeVar("T")
 

@@ -8,13 +8,13 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import LOCAL_TENANT, tenant_for_key
-from app.core.db import new_session
-from app.errors import ApiError
-from app.openapi import errors
-from app.events import job_events
-from app.ownership import owned
-from app.core.tables import Job
+from deepclust.app.auth import LOCAL_TENANT, tenant_for_key
+from deepclust.app.core.db import new_session
+from deepclust.app.errors import ApiError
+from deepclust.app.openapi import errors
+from deepclust.app.events import job_events
+from deepclust.app.ownership import owned
+from deepclust.app.core.tables import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

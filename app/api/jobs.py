@@ -7,15 +7,15 @@ from fastapi.responses import PlainTextResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app import jobs, lifecycle
-from app.api.deps import DbDep, DispatcherDep, SettingsDep, StoreDep, TenantDep
-from app.api.paging import LimitQuery, OffsetQuery
-from app.core import joblog
-from app.core import results
-from app.core.tables import Job
-from app.openapi import TENANT, errors
-from app.ownership import owned
-from app.schemas import (
+from deepclust.app import jobs, lifecycle
+from deepclust.app.api.deps import DbDep, DispatcherDep, SettingsDep, StoreDep, TenantDep
+from deepclust.app.api.paging import LimitQuery, OffsetQuery
+from deepclust.app.core import joblog
+from deepclust.app.core import results
+from deepclust.app.core.tables import Job
+from deepclust.app.openapi import TENANT, errors
+from deepclust.app.ownership import owned
+from deepclust.app.schemas import (
     JOB_OUT_EXAMPLE,
     CentroidsOut,
     HistoryRow,

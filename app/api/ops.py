@@ -7,10 +7,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import error_response
-from app.openapi import errors
-from app.schemas import HealthOut, MethodOut, Page, ReadyOut, page_example
-from models import list_methods
+from deepclust.app.errors import error_response
+from deepclust.app.openapi import errors
+from deepclust.app.schemas import HealthOut, MethodOut, Page, ReadyOut, page_example
+from deepclust.models import list_methods
 
 # Any route may answer 503 when the server is at capacity (app/admission.py).
 router = APIRouter()

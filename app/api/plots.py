@@ -5,12 +5,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
-from app import plots
-from app.api.deps import SessionDep, StoreDep, TenantDep
-from app.errors import ApiError
-from app.openapi import TENANT, errors
-from app.ownership import owned
-from app.core.tables import ACTIVE_STATES, Job
+from deepclust.app import plots
+from deepclust.app.api.deps import SessionDep, StoreDep, TenantDep
+from deepclust.app.errors import ApiError
+from deepclust.app.openapi import TENANT, errors
+from deepclust.app.ownership import owned
+from deepclust.app.core.tables import ACTIVE_STATES, Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["plots"], responses=TENANT)
 _ERRORS = errors(400, codes={404: ("job_not_found", "plot_not_found"),

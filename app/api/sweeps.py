@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from app import sweeps
-from app.api.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
-from app.api.paging import LimitQuery, OffsetQuery
-from app.openapi import TENANT, errors
-from app.schemas import Page, SweepCreate, SweepOut, page_example
+from deepclust.app import sweeps
+from deepclust.app.api.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
+from deepclust.app.api.paging import LimitQuery, OffsetQuery
+from deepclust.app.openapi import TENANT, errors
+from deepclust.app.schemas import Page, SweepCreate, SweepOut, page_example
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=TENANT)
 NOT_FOUND = {404: ("sweep_not_found",)}

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from app.cli import admin, datasets, jobs, models
+from deepclust.app.cli import admin, datasets, jobs, models
 
 app = typer.Typer(name="deepclust", help="Deep clustering as a service: the server, and a client for it.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

@@ -1,3 +1,3 @@
-from app.cli import main
+from deepclust.app.cli import main
 
 main()

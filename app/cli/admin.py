@@ -61,9 +61,9 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Bind address (DEEPCL
                                          "(refused without this).")] = False,
           log_level: Annotated[LogLevel, typer.Option(case_sensitive=False)] = LogLevel.info) -> None:
     """Run the API, migrating SQLite first and, with the local dispatcher, the job runner."""
-    from app import serving
-    from app.core.migrate import upgrade
-    from app.core.settings import Settings
+    from deepclust.app import serving
+    from deepclust.app.core.migrate import upgrade
+    from deepclust.app.core.settings import Settings
 
     setup_logging(log_level)
     settings = Settings(**{k: v for k, v in (("host", host), ("port", port)) if v is not None})
@@ -79,7 +79,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Bind address (DEEPCL
         upgrade(settings.database_url)
     runner = None
     if settings.dispatcher == "local":
-        from worker.local import LocalRunner
+        from deepclust.worker.local import LocalRunner
 
         runner = LocalRunner(settings)
         runner.start()
@@ -102,8 +102,8 @@ def worker(queue: Annotated[Optional[str], typer.Option(help="Queue to consume (
            concurrency: Annotated[int, typer.Option(help="Jobs at once; 1 per GPU.")] = 1,
            log_level: Annotated[LogLevel, typer.Option(case_sensitive=False)] = LogLevel.info) -> None:
     """Run a Celery worker for the job queue (DEEPCLUST_DISPATCHER=celery)."""
-    from app.core.settings import Settings
-    from worker.celery_app import app
+    from deepclust.app.core.settings import Settings
+    from deepclust.worker.celery_app import app
 
     setup_logging(log_level)
     celery_level = "DEBUG" if log_level == LogLevel.trace else log_level.value.upper()
@@ -116,9 +116,9 @@ def migrate(revision: Annotated[str, typer.Argument(help="Revision to upgrade to
             downgrade: Annotated[Optional[str], typer.Option(metavar="REVISION",
                                                              help="Go down to REVISION (e.g. base) instead.")] = None) -> None:
     """Apply the Alembic migrations to DEEPCLUST_DATABASE_URL."""
-    from app.core.migrate import downgrade as down
-    from app.core.migrate import upgrade
-    from app.core.settings import Settings
+    from deepclust.app.core.migrate import downgrade as down
+    from deepclust.app.core.migrate import upgrade
+    from deepclust.app.core.settings import Settings
 
     setup_logging()
     settings = Settings()
@@ -154,8 +154,8 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 
 
 def _keys_command(command) -> None:
-    from app import keys
-    from app.core.settings import Settings
+    from deepclust.app import keys
+    from deepclust.app.core.settings import Settings
 
     setup_logging()
     try:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.client import DEFAULT_URL, ApiError, Client
+from deepclust.app.client import DEFAULT_URL, DeepclustError, Client
 
 out = Console(soft_wrap=True)                # tables and results
 err = Console(stderr=True, soft_wrap=True)   # messages, errors and progress bars
@@ -37,7 +37,7 @@ def reports_errors(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except ApiError as exc:
+        except DeepclustError as exc:
             where = f" ({exc.status} {exc.code})" if exc.status else ""
             err.print(f"[red]error{where}:[/] {exc.message}", highlight=False)
             raise typer.Exit(1) from None

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from app.cli.common import (
+from deepclust.app.cli.common import (
     API_DEFAULT,
     Api,
     AsJson,

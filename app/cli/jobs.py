@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from app.cli.common import (
+from deepclust.app.cli.common import (
     API_DEFAULT,
     Api,
     AsJson,
@@ -25,8 +25,8 @@ from app.cli.common import (
     reports_errors,
     table,
 )
-from app.client import Client, Job
-from app.progress import detail, stage
+from deepclust.app.client import Client, Job
+from deepclust.app.progress import detail, stage
 
 app = typer.Typer(help="Start, follow, inspect, cancel and delete clustering jobs.", no_args_is_help=True)
 

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from app.cli.common import (
+from deepclust.app.cli.common import (
     API_DEFAULT,
     Api,
     AsJson,

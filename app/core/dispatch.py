@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from app.core.settings import Settings
+from deepclust.app.core.settings import Settings
 
 TASK_NAME = "deepclust.run_job"
 

@@ -12,8 +12,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app.core.db import utcnow
-from app.core.storage import ArtifactStore
+from deepclust.app.core.db import utcnow
+from deepclust.app.core.storage import ArtifactStore
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 from sqlalchemy import or_, update
 from sqlmodel import Session, func, select
 
-from app.core.db import utcnow
-from app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job
+from deepclust.app.core.db import utcnow
+from deepclust.app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job
 
 
 def worker_name() -> str:

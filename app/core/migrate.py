@@ -6,7 +6,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from app.core.db import ensure_sqlite_dir
+from deepclust.app.core.db import ensure_sqlite_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

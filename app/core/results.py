@@ -13,8 +13,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import defer
 from sqlmodel import Session, func, select
 
-from app.core.pagination import paginate
-from app.core.tables import (
+from deepclust.app.core.pagination import paginate
+from deepclust.app.core.tables import (
     INFERENCE,
     PRETRAINED,
     Assignment,

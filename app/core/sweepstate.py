@@ -19,13 +19,13 @@ import numpy as np
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from app.core import jobstate
-from app.core.db import utcnow
-from app.core.npyfile import open_array
-from app.core.storage import ArtifactStore
-from app.core.tables import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Assignment, Dataset, Job, Metrics,
+from deepclust.app.core import jobstate
+from deepclust.app.core.db import utcnow
+from deepclust.app.core.npyfile import open_array
+from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.tables import (CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Assignment, Dataset, Job, Metrics,
                              Sweep, SweepJob)
-from models import selection
+from deepclust.models import selection
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Optional
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
-from app.core.db import UTCDateTime, utcnow
+from deepclust.app.core.db import UTCDateTime, utcnow
 
 # Job states: queued -> running -> succeeded | failed | cancelled
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app.errors import not_found
+from deepclust.app.errors import not_found
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import FINETUNE, Callback, DeepClusterer, TrainingCancelled
-from models.metrics import cluster_accuracy
+from deepclust.models import FINETUNE, Callback, DeepClusterer, TrainingCancelled
+from deepclust.models.metrics import cluster_accuracy
 
 NET = {"hidden_dims": [32, 32], "embedding_dim": 5, "pretrain_epochs": 10, "pretrain_batch_size": 64,
        "batch_size": 64, "kmeans_n_init": 5}

@@ -19,7 +19,7 @@ import torch
 from sklearn.datasets import make_blobs
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
-from models import (INIT, PRETRAIN, Callback, ClusterNetwork, DeepClusterer, build_network, list_methods, load_checkpoint,
+from deepclust.models import (INIT, PRETRAIN, Callback, ClusterNetwork, DeepClusterer, build_network, list_methods, load_checkpoint,
                     save_checkpoint, tiny_preset)
 
 METHODS = [m.name for m in list_methods()]
@@ -173,7 +173,7 @@ def test_image_only_methods_refuse_features(method, data, data_images):
 
 ARRAY_API_CHECK = """
 from sklearn.utils.estimator_checks import check_array_api_input
-from models import DeepClusterer, list_methods
+from deepclust.models import DeepClusterer, list_methods
 for info in list_methods():
     if "features" not in info.input_kinds:
         continue

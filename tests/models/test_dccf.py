@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from models import InvalidParams, get_method
-from models.contractive import encode_with_jacobian_norm
-from models.focal import focal_loss
+from deepclust.models import InvalidParams, get_method
+from deepclust.models.contractive import encode_with_jacobian_norm
+from deepclust.models.focal import focal_loss
 
 
 def relu_encoder(d_in=6, hidden=7, k=3, seed=0):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from models import DeepClusterer, InvalidParams, get_method
+from deepclust.models import DeepClusterer, InvalidParams, get_method
 
 X = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
 

@@ -6,8 +6,8 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from models import DeepClusterer, InvalidParams
-from models.metrics import cluster_accuracy
+from deepclust.models import DeepClusterer, InvalidParams
+from deepclust.models.metrics import cluster_accuracy
 
 
 @pytest.mark.parametrize("method", ["dec", "idec", "kmeans"])
@@ -149,7 +149,7 @@ def test_inference_fast_path_gives_the_general_paths_numbers(tmp_path, blobs, ti
 
 
 def test_large_freed_blocks_go_back_to_the_os():
-    from models.memory import return_large_blocks
+    from deepclust.models.memory import return_large_blocks
 
     assert return_large_blocks() and return_large_blocks()  # glibc here; once per process
 

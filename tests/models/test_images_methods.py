@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from models import Callback, DeepClusterer, check_sample_shape, get_method, list_methods
-from models.images.dac import Thresholds
-from models.methods.ae_dac import AEDAC
-from models.metrics import clustering_report
+from deepclust.models import Callback, DeepClusterer, check_sample_shape, get_method, list_methods
+from deepclust.models.images.dac import Thresholds
+from deepclust.models.methods.ae_dac import AEDAC
+from deepclust.models.metrics import clustering_report
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_images import shape_images  # noqa: E402

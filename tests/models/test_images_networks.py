@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.images import (IMAGE_AUTOENCODERS, DACAutoencoder, DCECAutoencoder, DECSAutoencoder,
+from deepclust.models.images import (IMAGE_AUTOENCODERS, DACAutoencoder, DCECAutoencoder, DECSAutoencoder,
                            check_image_shape)
 
 SIZES = [16, 28, 32]
@@ -243,7 +243,7 @@ def test_constructors_refuse_what_they_cannot_build():
 def test_batch_norm_takes_a_lone_value_per_channel_like_keras():
     """A training batch of one sample on a 1×1 map: PyTorch refuses it, Keras normalises the value
     by itself (zero variance), giving the shift β; the running stats move towards it and 0."""
-    from models.images.conv import batch_norm1d, batch_norm2d
+    from deepclust.models.images.conv import batch_norm1d, batch_norm2d
 
     bn = batch_norm2d(3).train()
     with torch.no_grad():

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from models import FINETUNE, INIT, Callback, DeepClusterer, LossNotFinite, load_checkpoint, save_checkpoint
-from models.callbacks import CallbackList
-from models.data import ArrayData
-from models.networks import ClusterModel, DenseAutoencoder
-from models.preprocessing import Scaler
-from models.training import Phase, Run, train
-from models.training.loop import step_seed
+from deepclust.models import FINETUNE, INIT, Callback, DeepClusterer, LossNotFinite, load_checkpoint, save_checkpoint
+from deepclust.models.callbacks import CallbackList
+from deepclust.models.data import ArrayData
+from deepclust.models.networks import ClusterModel, DenseAutoencoder
+from deepclust.models.preprocessing import Scaler
+from deepclust.models.training import Phase, Run, train
+from deepclust.models.training.loop import step_seed
 
 
 class Recording(Phase):

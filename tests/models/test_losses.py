@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.losses import (kl_divergence, reconstruction_loss, soft_assign, student_t_kernel,
+from deepclust.models.losses import (kl_divergence, reconstruction_loss, soft_assign, student_t_kernel,
                            target_distribution)
 
 Z = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0]])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from models.metrics import (SILHOUETTE_MAX_SAMPLES, ari, cluster_accuracy, cluster_sizes, clustering_report,
+from deepclust.models.metrics import (SILHOUETTE_MAX_SAMPLES, ari, cluster_accuracy, cluster_sizes, clustering_report,
                             internal_metrics, nmi)
 
 

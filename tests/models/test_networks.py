@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from models.networks import ClusterModel, DenseAutoencoder, build_network
+from deepclust.models.networks import ClusterModel, DenseAutoencoder, build_network
 
 
 def linears(module):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load as load_tensors
 
-from models import DeepClusterer
+from deepclust.models import DeepClusterer
 
 
 # Every method's round trip is bit-identical: tests/models/test_contract.py.

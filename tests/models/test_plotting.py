@@ -1,4 +1,4 @@
-"""models.plotting: every picture is a real PNG of the asked size, and the numbers behind it are right."""
+"""deepclust.models.plotting: every picture is a real PNG of the asked size, and the numbers behind it are right."""
 import io
 
 import numpy as np
@@ -7,7 +7,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
-from models import plotting
+from deepclust.models import plotting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

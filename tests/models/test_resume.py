@@ -3,7 +3,7 @@ uninterrupted one (weights, optimiser, target, iteration and batch order all res
 import numpy as np
 import pytest
 
-from models import Callback, DeepClusterer, TrainingCancelled, load_checkpoint, save_checkpoint
+from deepclust.models import Callback, DeepClusterer, TrainingCancelled, load_checkpoint, save_checkpoint
 
 
 class StopAfter(Callback):

@@ -4,8 +4,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from models import selection as S
-from models.metrics import cluster_accuracy
+from deepclust.models import selection as S
+from deepclust.models.metrics import cluster_accuracy
 
 TRUE_K = 5
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from models import Callback
-from models.metrics import cluster_accuracy
-from models.sweep import TABLE_COLUMNS, sweep_k
+from deepclust.models import Callback
+from deepclust.models.metrics import cluster_accuracy
+from deepclust.models.sweep import TABLE_COLUMNS, sweep_k
 
 
 class PhaseCounter(Callback):
@@ -61,7 +61,7 @@ def test_sweep_refuses_bad_arguments(blobs, kwargs, message):
 
 
 # -- the estimator's restarts ------------------------------------------------------------------
-from models import DeepClusterer  # noqa: E402
+from deepclust.models import DeepClusterer  # noqa: E402
 
 
 def test_restarts_keep_the_medoid_run_and_it_refits_alone(blobs, tiny):

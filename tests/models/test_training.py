@@ -3,8 +3,8 @@ iterations, tolerance stop on label change, sequential batches."""
 import numpy as np
 import torch
 
-from models import FINETUNE, Callback, DeepClusterer
-from models.data import batch_order
+from deepclust.models import FINETUNE, Callback, DeepClusterer
+from deepclust.models.data import batch_order
 
 
 class TargetLog(Callback):

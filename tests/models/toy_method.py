@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from models import FINETUNE, register_network
-from models.losses import reconstruction_loss
-from models.methods import register
-from models.methods.base import AutoencoderMethod, AutoencoderParams
-from models.networks import DenseAutoencoder
-from models.training import Phase, make_optimizer
+from deepclust.models import FINETUNE, register_network
+from deepclust.models.losses import reconstruction_loss
+from deepclust.models.methods import register
+from deepclust.models.methods.base import AutoencoderMethod, AutoencoderParams
+from deepclust.models.networks import DenseAutoencoder
+from deepclust.models.training import Phase, make_optimizer
 
 NAME = "toyhead"
 

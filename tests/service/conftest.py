@@ -15,12 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from app.auth import create_key
-from app.core.db import dispose_engines, engine_for, new_session
-from app.core.tables import Job
-from app.core.migrate import upgrade
-from app.core.settings import Settings
-from app.main import create_app
+from deepclust.app.auth import create_key
+from deepclust.app.core.db import dispose_engines, engine_for, new_session
+from deepclust.app.core.tables import Job
+from deepclust.app.core.migrate import upgrade
+from deepclust.app.core.settings import Settings
+from deepclust.app.main import create_app
 
 PG_URL = os.environ.get("DEEPCLUST_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DEEPCLUST_TEST_REDIS", "redis://127.0.0.1:6379")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.db import engine_for, new_session
-from app.core.npyfile import open_array
-from app.core.tables import Dataset
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.npyfile import open_array
+from deepclust.app.core.tables import Dataset
 
 from .conftest import artifacts, npy_bytes, upload
 from .imagefiles import (

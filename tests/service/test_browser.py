@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.auth import create_key
-from app.core.db import engine_for, new_session
+from deepclust.app.auth import create_key
+from deepclust.app.core.db import engine_for, new_session
 
 from sklearn.datasets import load_digits
 

@@ -9,8 +9,8 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect
 
-from app.core.settings import Settings
-from app.main import create_app
+from deepclust.app.core.settings import Settings
+from deepclust.app.main import create_app
 
 from .processes import DEEPCLUST, Program, clean_env, free_port, wait_until
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import app
-from app.client import Client
+from deepclust.app.cli import app
+from deepclust.app.client import Client
 
 from .conftest import TINY_DEC, digits
 from .processes import DEEPCLUST, clean_env, wait_until

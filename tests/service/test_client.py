@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from app.client import Client, Conflict, ConnectionFailed, InvalidRequest, JobFailed, NotFound, Prediction, Unauthorized
+from deepclust.app.client import Client, Conflict, ConnectionFailed, InvalidRequest, JobFailed, NotFound, Prediction, Unauthorized
 
 from .conftest import TINY_DEC, digits
 from .processes import free_port
@@ -37,9 +37,9 @@ def trained(api):
 
 
 def test_importing_the_client_does_not_import_torch_or_the_server():
-    code = ("import sys, app.client; heavy = [m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'fastapi', 'starlette', 'sqlmodel', 'sqlalchemy', 'models', 'pandas') "
-            "or m.startswith(('app.core', 'app.api', 'app.core.settings', 'app.core.db'))]; print(heavy)")
+    code = ("import sys; from deepclust import Client; heavy = [m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'fastapi', 'starlette', 'sqlmodel', 'sqlalchemy', 'pandas') "
+            "or m.startswith(('deepclust.models', 'deepclust.app.core', 'deepclust.app.api'))]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

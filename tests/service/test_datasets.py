@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.core.npyfile import open_array
+from deepclust.app.core.npyfile import open_array
 
 from .conftest import artifacts, blobs, npy_bytes, npz_bytes, upload
 

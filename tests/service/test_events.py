@@ -8,12 +8,12 @@ import threading
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from app.api.events import MAX_STREAMS
-from app.core.db import engine_for, new_session
-from app.events import job_events
-from app.core import jobstate
-from app.core.tables import JobHistory
-from worker.run import run_job
+from deepclust.app.api.events import MAX_STREAMS
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.events import job_events
+from deepclust.app.core import jobstate
+from deepclust.app.core.tables import JobHistory
+from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
 from .test_bad_input import assert_error

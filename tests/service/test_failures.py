@@ -15,14 +15,14 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from app.core import jobstate
-from app.core.db import engine_for, new_session, utcnow
-from app.core.dispatch import CeleryDispatcher
-from app.core.joblog import read as read_log
-from app.core.storage import store_for
-from app.core.tables import Job
-from app.reaper import reap_once
-from worker.run import run_job
+from deepclust.app.core import jobstate
+from deepclust.app.core.db import engine_for, new_session, utcnow
+from deepclust.app.core.dispatch import CeleryDispatcher
+from deepclust.app.core.joblog import read as read_log
+from deepclust.app.core.storage import store_for
+from deepclust.app.core.tables import Job
+from deepclust.app.reaper import reap_once
+from deepclust.worker.run import run_job
 
 from .conftest import REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, set_job, upload
 from .processes import wait_until

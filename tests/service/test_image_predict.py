@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from worker.run import run_job
+from deepclust.worker.run import run_job
 
 from .conftest import artifacts, blobs, npy_bytes, upload
 from .imagefiles import class_archive, image_bytes, tar_bytes, zip_bytes

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from app import ingest
-from app.core.npyfile import open_array
-from app.errors import ApiError
+from deepclust.app import ingest
+from deepclust.app.core.npyfile import open_array
+from deepclust.app.errors import ApiError
 
 ROWS, WIDTH = 300, 7
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import list_methods
+from deepclust.models import list_methods
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
 from .test_bad_input import assert_error

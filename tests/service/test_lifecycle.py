@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from app.core.db import engine_for, utcnow
-from app.retention import purge_expired
-from app.core.storage import store_for
-from worker.run import run_job
+from deepclust.app.core.db import engine_for, utcnow
+from deepclust.app.retention import purge_expired
+from deepclust.app.core.storage import store_for
+from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, set_job, upload
 from .processes import wait_until

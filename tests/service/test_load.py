@@ -16,11 +16,11 @@ import httpx
 import numpy as np
 import pytest
 
-from app.auth import create_key
-from app.core.db import engine_for, new_session
-from app.core.migrate import upgrade
-from app.core.settings import Settings
-from app.main import create_app
+from deepclust.app.auth import create_key
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.migrate import upgrade
+from deepclust.app.core.settings import Settings
+from deepclust.app.main import create_app
 
 from .conftest import TINY_DEC, PostgresSchema, blobs
 from .processes import ServerThread, clean_env, start_server, wait_for_job
@@ -119,7 +119,7 @@ def test_server_under_load_stops_when_asked(tmp_path):
 def test_the_served_socket_answers_without_nagle_delays():
     """`deepclust serve` binds its own socket; asyncio turns Nagle off on its connections only when
     it says it is TCP (with Nagle on, every small answer waited ~40 ms for a delayed ACK)."""
-    from app.cli.admin import bind
+    from deepclust.app.cli.admin import bind
 
     seen = []
 

@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pytest
 
-from models import list_methods, tiny_preset
-from worker.run import run_job
+from deepclust.models import list_methods, tiny_preset
+from deepclust.worker.run import run_job
 
 from .conftest import blobs, npy_bytes, upload
 

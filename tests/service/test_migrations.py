@@ -11,8 +11,8 @@ from safetensors.numpy import save as save_tensors
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
-import app.core.tables  # noqa: F401  (registers the tables)
-from app.core.migrate import alembic_config, downgrade, upgrade
+import deepclust.app.core.tables  # noqa: F401  (registers the tables)
+from deepclust.app.core.migrate import alembic_config, downgrade, upgrade
 
 from .conftest import PostgresSchema
 

@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from models import DeepClusterer
-from worker.run import run_job
+from deepclust.models import DeepClusterer
+from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
 from .test_bad_input import assert_error

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from fastapi.testclient import TestClient
 
-from app.core.settings import Settings
-from app.main import create_app
+from deepclust.app.core.settings import Settings
+from deepclust.app.main import create_app
 
 from .conftest import DEAD_BROKER, TINY_DEC, blobs, npy_bytes, upload
 from .test_bad_input import assert_error

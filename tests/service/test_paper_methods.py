@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.run import run_job
+from deepclust.worker.run import run_job
 
 from .conftest import blobs, npy_bytes, upload
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from app import plots
-from worker.run import run_job
+from deepclust.app import plots
+from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, upload
 from .test_bad_input import assert_error

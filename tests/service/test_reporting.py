@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import jobstate
-from app.core.db import engine_for, new_session
-from app.core.storage import store_for
-from models import PRETRAIN
-from worker.reporting import JobReporter
+from deepclust.app.core import jobstate
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.storage import store_for
+from deepclust.models import PRETRAIN
+from deepclust.worker.reporting import JobReporter
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
 

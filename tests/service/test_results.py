@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
-from app.core import results
-from app.core.db import engine_for, new_session
-from app.core.tables import ModelWeights
-from models import DeepClusterer
-from worker.run import run_job
+from deepclust.app.core import results
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.tables import ModelWeights
+from deepclust.models import DeepClusterer
+from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
 from .test_bad_input import assert_error

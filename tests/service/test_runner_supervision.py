@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
-from worker.supervision import PARENT_GONE, pid_alive
+from deepclust.worker.supervision import PARENT_GONE, pid_alive
 
 from .conftest import digits
 from .journey import LONG_PRETRAIN, job_owner, train_dec

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app.auth import create_key
-from app.core.db import engine_for, new_session
-from app.core.migrate import upgrade
-from app.core.settings import Settings
-from app.main import create_app
-from worker.run import run_job
+from deepclust.app.auth import create_key
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.migrate import upgrade
+from deepclust.app.core.settings import Settings
+from deepclust.app.main import create_app
+from deepclust.worker.run import run_job
 
 from .conftest import blobs, npy_bytes
 from .processes import ServerThread

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import sweepstate
-from app.core.db import engine_for, new_session
-from app.core.dispatch import LocalDispatcher
-from app.reaper import reap_once
-from models import selection
-from worker.run import run_job
+from deepclust.app.core import sweepstate
+from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.dispatch import LocalDispatcher
+from deepclust.app.reaper import reap_once
+from deepclust.models import selection
+from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, blobs, npy_bytes, upload
 
@@ -101,7 +101,7 @@ def test_without_labels_the_table_has_no_external_metrics(api, backend):
 def test_cancelling_the_sweep_cancels_its_jobs(api, backend, three_blobs):
     sweep = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=[2, 3])).json()
     with new_session(engine_for(backend.settings.database_url)) as session:  # one job is running
-        from app.core import jobstate
+        from deepclust.app.core import jobstate
         running = jobstate.claim(session, sweep["job_ids"][0], "test-worker")
 
     response = api.post(f"/v1/sweeps/{sweep['id']}/cancel")

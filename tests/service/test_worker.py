@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 import redis
 
-from app.core import jobstate
-from app.core.db import engine_for, new_session, utcnow
-from app.core.dispatch import CeleryDispatcher, LocalDispatcher
-from app.core.tables import Job
-from app.reaper import reap_once
-from worker.run import run_job
+from deepclust.app.core import jobstate
+from deepclust.app.core.db import engine_for, new_session, utcnow
+from deepclust.app.core.dispatch import CeleryDispatcher, LocalDispatcher
+from deepclust.app.core.tables import Job
+from deepclust.app.reaper import reap_once
+from deepclust.worker.run import run_job
 
 from .conftest import (
     DEAD_BROKER,
@@ -98,8 +98,8 @@ def test_reaper_requeues_stale_jobs_then_gives_up(backend, queued_job):
 
     set_job(backend, queued_job, heartbeat_at=utcnow() - timedelta(seconds=61))
     assert reap_once(engine, settings, LocalDispatcher()) == [queued_job]
-    from app.core.joblog import read
-    from app.core.storage import store_for
+    from deepclust.app.core.joblog import read
+    from deepclust.app.core.storage import store_for
 
     assert "no heartbeat for 60 s" in read(store_for(backend.data_dir), queued_job)  # in the job's own log
     with session_of(backend) as session:
@@ -155,7 +155,7 @@ def test_a_requeued_job_is_sent_again_once_the_broker_answers(backend, queued_jo
 def test_the_local_runner_shows_a_job_running_as_soon_as_it_takes_it(api, backend, queued_job):
     import threading
 
-    from worker.local import LocalRunner
+    from deepclust.worker.local import LocalRunner
 
     from .processes import wait_until
 
@@ -183,7 +183,7 @@ def test_the_local_runner_shows_a_job_running_as_soon_as_it_takes_it(api, backen
 
 
 def test_the_local_runner_leaves_a_job_in_its_backoff_alone(backend, queued_job):
-    from worker.local import LocalRunner
+    from deepclust.worker.local import LocalRunner
 
     set_job(backend, queued_job, created_at=utcnow() - timedelta(days=3650), not_before=utcnow() + timedelta(hours=1))
     runner = LocalRunner(backend.settings)
@@ -206,7 +206,7 @@ def test_stopping_the_server_says_what_becomes_of_the_job(backend, queued_job, c
     import socket
     import time
 
-    from worker.local import LocalRunner
+    from deepclust.worker.local import LocalRunner
 
     child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
     child.start()
@@ -216,13 +216,13 @@ def test_stopping_the_server_says_what_becomes_of_the_job(backend, queued_job, c
     set_job(backend, queued_job, cancel_requested=cancel_requested, worker=worker)
     child.terminate()  # what stopping `deepclust serve` does to the job's process
     child.join()
-    with caplog.at_level("INFO", logger="worker.local"):
+    with caplog.at_level("INFO", logger="deepclust.worker.local"):
         LocalRunner(backend.settings)._recover(queued_job, attempt, child, "the server stopped")
     with session_of(backend) as session:
         assert session.get(Job, queued_job).status == status
     assert says in caplog.text
-    from app.core.joblog import read
-    from app.core.storage import store_for
+    from deepclust.app.core.joblog import read
+    from deepclust.app.core.storage import store_for
 
     assert says in read(store_for(backend.data_dir), queued_job)  # the job's own log tells it too
     if cancel_requested:
@@ -237,9 +237,9 @@ def test_on_start_the_runner_requeues_the_jobs_its_previous_process_left_running
     import subprocess
     import sys
 
-    from app.core.joblog import read
-    from app.core.storage import store_for
-    from worker.local import LocalRunner
+    from deepclust.app.core.joblog import read
+    from deepclust.app.core.storage import store_for
+    from deepclust.worker.local import LocalRunner
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs
