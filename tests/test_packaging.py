@@ -5,6 +5,7 @@ and read as pip would unpack it into site-packages.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,8 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    leftover = not (ROOT / "build").exists()  # setuptools builds in the tree; leave it as it was
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    if leftover:
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
     (path,) = out.glob("deepclust-*.whl")
     return zipfile.ZipFile(path)
 

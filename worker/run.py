@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from deepclust.app.core import joblog, jobstate, results, sweepstate
 from deepclust.app.core.db import engine_for, new_session, utcnow
-from deepclust.app.core.dispatch import make_dispatcher
+from deepclust.app.core.dispatch import dispatcher_for
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.settings import Settings, get_settings
@@ -66,20 +66,30 @@ def run_job(job_id: str, settings: Settings | None = None, attempt: int | None =
 
 
 def _execute(job: Job, dataset: Dataset | None, resume: dict | None, settings: Settings, engine, store) -> str | None:
-    job_id = job.id
+    _log_start(job, dataset, resume, settings)
+    y_true = np.load(store.local_path(dataset.labels_key)) if dataset and dataset.labels_key else None
+    reporter = JobReporter(engine, job, settings, store, y_true)
+    status, values = _attempt(job, dataset, resume, settings, engine, store, reporter, y_true)
+    return _record(job, status, values, reporter, settings, engine, store)
+
+
+def _log_start(job: Job, dataset: Dataset | None, resume: dict | None, settings: Settings) -> None:
     device = settings.device if job.device == "auto" else job.device
-    log.info("job %s: attempt %d: %s with K=%d on dataset %s (%s), device %s, seed %d", job_id, job.attempts,
+    log.info("job %s: attempt %d: %s with K=%d on dataset %s (%s), device %s, seed %d", job.id, job.attempts,
              job.method, job.n_clusters, job.dataset_id,
              f"{dataset.n_samples} samples of shape {dataset.sample_shape}" if dataset else "gone", _device(device),
              job.seed)
-    log.info("job %s: params %s", job_id, json.dumps(job.params, sort_keys=True))
+    log.info("job %s: params %s", job.id, json.dumps(job.params, sort_keys=True))
     if resume is not None:
-        log.info("job %s: resuming from its checkpoint (%s, after %d epochs)", job_id, resume.get("phase"),
+        log.info("job %s: resuming from its checkpoint (%s, after %d epochs)", job.id, resume.get("phase"),
                  len(resume.get("history", [])))
 
-    y_true = np.load(store.local_path(dataset.labels_key)) if dataset and dataset.labels_key else None
-    reporter = JobReporter(engine, job, settings, store, y_true)
-    status, values = FAILED, {}
+
+def _attempt(job: Job, dataset: Dataset | None, resume: dict | None, settings: Settings, engine, store,
+             reporter: JobReporter, y_true) -> tuple[str, dict]:
+    """Train and store the results; what the attempt came to: ``(status, values)`` where status is
+    SUCCEEDED (results committed), CANCELLED, FAILED (``values["error"]``) or RETRY
+    (``values["reason"]``: the infrastructure's fault). Decides; records nothing but the results."""
     try:
         with reporter.heartbeat():
             if dataset is None:
@@ -89,23 +99,28 @@ def _execute(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
             pretrained = retry_while_unreachable(lambda: _pretrained(engine, job), "reading the pretrained model",
                                                  settings.db_retry_seconds)
             estimator.fit(X, callbacks=[reporter], pretrained=pretrained, resume_from=resume)
-            _warn_of_empty_clusters(job_id, estimator.labels_, job.n_clusters)
+            _warn_of_empty_clusters(job.id, estimator.labels_, job.n_clusters)
             reporter.enter_phase("finalize")
             if _store_results(engine, job, reporter, estimator, X, y_true, settings):
-                status = SUCCEEDED
-            else:
-                reporter.lost.set()
+                return SUCCEEDED, {}
+            reporter.lost.set()
+            return FAILED, {}
     except TrainingCancelled:
-        status, values = (FAILED, {"error": reporter.runtime_error()}) if reporter.runtime_exceeded else (CANCELLED, {})
+        return (FAILED, {"error": reporter.runtime_error()}) if reporter.runtime_exceeded else (CANCELLED, {})
     except Exception as exc:
         if is_infrastructure(exc):
-            log.warning("job %s attempt %d: the infrastructure failed (%s: %s)", job_id, job.attempts,
+            log.warning("job %s attempt %d: the infrastructure failed (%s: %s)", job.id, job.attempts,
                         type(exc).__name__, exc)
-            status, values = RETRY, {"reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-        else:
-            log.exception("job %s failed", job_id)
-            values = {"error": job_error(exc, reporter.phase)}
+            return RETRY, {"reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        log.exception("job %s failed", job.id)
+        return FAILED, {"error": job_error(exc, reporter.phase)}
 
+
+def _record(job: Job, status: str, values: dict, reporter: JobReporter, settings: Settings, engine,
+            store) -> str | None:
+    """Write what the attempt came to (a succeeded job's results are committed already), clean up
+    its checkpoint and release what waits for it; None if the job is no longer ours."""
+    job_id = job.id
     # Once the results are committed the job is ours for good (a heartbeat racing the commit
     # may still have seen it finished and raised the flag).
     if status != SUCCEEDED and reporter.lost.is_set():
@@ -169,7 +184,7 @@ def _after_job(engine, store, settings: Settings, job_id: str) -> None:
     reaper's round catches up on whatever did not happen here."""
     try:
         with new_session(engine) as session:
-            sweepstate.after_job(session, store, make_dispatcher(settings), job_id)
+            sweepstate.after_job(session, store, dispatcher_for(settings), job_id)
     except Exception:
         log.exception("job %s: releasing the jobs held for it or settling its sweep failed; the reaper "
                       "will catch up", job_id)

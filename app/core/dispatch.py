@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from deepclust.app.core.settings import Settings
@@ -97,3 +98,18 @@ class CeleryDispatcher:
 
 def make_dispatcher(settings: Settings) -> Dispatcher:
     return CeleryDispatcher(settings) if settings.dispatcher == "celery" else LocalDispatcher()
+
+
+_SHARED: dict[tuple, Dispatcher] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def dispatcher_for(settings: Settings) -> Dispatcher:
+    """One dispatcher per process and broker, made on first use: a worker releases a sweep's
+    held jobs after every job it runs, and a Celery app (with its connection pool) per job
+    would be built and thrown away each time."""
+    key = (settings.dispatcher, settings.broker_url, settings.queue)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = make_dispatcher(settings)
+        return _SHARED[key]
