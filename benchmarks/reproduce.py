@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from deepclust.models import Callback, DeepClusterer  # noqa: E402
-from deepclust.models.device import resolve_device  # noqa: E402
 from deepclust.models.methods import get_method  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
+from deepclust.models.training.device import resolve_device  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
 

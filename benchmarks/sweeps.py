@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT.parent))
 from deepclust.models import DeepClusterer  # noqa: E402
 from deepclust.models import selection as sel  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
-from deepclust.models.sweep import choose_restart, evaluated_run  # noqa: E402
+from deepclust.models.restarts import choose_restart, evaluated_run  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
 

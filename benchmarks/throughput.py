@@ -23,12 +23,12 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from deepclust.models.callbacks import CallbackList  # noqa: E402
-from deepclust.models.data import ArrayData  # noqa: E402
-from deepclust.models.device import resolve_device  # noqa: E402
-from deepclust.models.networks import ClusterModel, DenseAutoencoder  # noqa: E402
+from deepclust.models.networks.mlp import ClusterModel, DenseAutoencoder  # noqa: E402
 from deepclust.models.preprocessing import Scaler  # noqa: E402
 from deepclust.models.training import PretrainPhase, Run, make_optimizer, reconstruction_objective, train  # noqa: E402
+from deepclust.models.training.callbacks import CallbackList  # noqa: E402
+from deepclust.models.training.data import ArrayData  # noqa: E402
+from deepclust.models.training.device import resolve_device  # noqa: E402
 
 DATASETS = ROOT.parent.parent / "shared" / "datasets"
 

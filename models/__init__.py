@@ -3,15 +3,14 @@
 Pure torch/numpy/scikit-learn; it knows nothing of the service around it.
 """
 from . import metrics, selection
-from .callbacks import Callback
-from .checkpoint import load_checkpoint, save_checkpoint
-from .contract import ClusterNetwork, build_network, register_network
 from .errors import InvalidParams, LossNotFinite, TrainingCancelled
 from .estimator import DeepClusterer
-from .methods import MethodInfo, get_method, list_methods, tiny_preset
-from .methods._image import check_sample_shape
+from .methods import MethodInfo, check_sample_shape, get_method, list_methods, tiny_preset
+from .networks import ClusterNetwork, build_network, register_network
 from .phases import FINALIZE, FINETUNE, INIT, PHASES, PRETRAIN
 from .sweep import sweep_k
+from .training.callbacks import Callback
+from .training.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "FINALIZE",

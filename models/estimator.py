@@ -7,15 +7,15 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import persistence
-from .callbacks import CallbackList
-from .contract import check_network
-from .data import ArrayData, as_tensor
-from .device import resolve_device, resolve_seed
-from .memory import return_large_blocks
 from .methods import get_method, param_names
+from .networks import check_network
 from .preprocessing import Scaler
-from .sweep import check_selection, fit_restarts
+from .restarts import check_selection, fit_restarts
 from .training import Run, embed_all, predict_soft, train
+from .training.callbacks import CallbackList
+from .training.data import ArrayData, as_tensor
+from .training.device import resolve_device, resolve_seed
+from .training.memory import return_large_blocks
 
 _BASE_PARAMS = ("method", "n_clusters", "random_state", "device", "scaling", "n_restarts", "selection")
 INFERENCE_CHUNK = 4096  # rows per forward pass at inference: ArrayData.chunks' default

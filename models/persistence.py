@@ -4,7 +4,7 @@ The manifest rebuilds the network (its ``spec``), the input scaler and the fitte
 the weights file holds the model's tensors under ``model.``, for deep methods the pretrained
 autoencoder under ``pretrained.`` (so a loaded model can seed another job), and for a network
 without centres the fitted ``cluster_centers``. Only the model contract
-(``models.contract``) is read: ``spec``, ``state_dict``, ``centers``.
+(``models.networks``) is read: ``spec``, ``state_dict``, ``centers``.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .contract import build_network
-from .device import resolve_device
+from .networks import build_network
+from .training.device import resolve_device
 from .methods import get_method
 from .preprocessing import Scaler
 

@@ -1,91 +1,17 @@
-"""Training many runs and choosing among them without labels: restarts of one K, sweeps over K.
+"""Sweeps over K: train every (K, seed) and tabulate the label-free evidence for each K.
 
-Built on :mod:`models.selection` (the criteria, the choice of K, the medoid restart) and on the
-estimator's public interface only. See that module for the references and the rules.
+Built on :mod:`models.selection` (the criteria, the choice of K) and :mod:`models.restarts` (a
+fitted run as a :class:`~models.selection.Run`, the table's columns), above the estimator.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
 from . import selection as sel
-from .device import resolve_seed
-
-TABLE_COLUMNS = ("n_clusters", "seed", "n_nonempty", *sel.CRITERIA, "selected")
-
-
-def restart_seeds(random_state, n_restarts: int) -> list[int]:
-    """Seeds of ``n_restarts`` runs: ``s, s+1, ...`` from the estimator's ``random_state`` ``s``
-    (drawn at random when it is None, so unseeded restarts still differ from one another)."""
-    if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
-        raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
-    base = resolve_seed(random_state)
-    return [(base + r) % (2**31 - 1) for r in range(int(n_restarts))]
-
-
-def check_selection(selection: str) -> str:
-    if selection not in sel.CRITERIA:
-        raise ValueError(f"unknown selection {selection!r}; choose one of {sorted(sel.CRITERIA)}")
-    return selection
-
-
-def evaluated_run(est, X, seed, *, labels=None, sample_size: int = sel.SILHOUETTE_SAMPLE,
-                  random_state=0) -> sel.Run:
-    """A fitted estimator as a :class:`~models.selection.Run` over ``X``, its embedding criteria
-    computed now (so the embedding itself need not be kept). ``labels`` defaults to ``labels_``."""
-    labels = np.asarray(est.labels_ if labels is None else labels)
-    criteria = sel.internal_criteria(est.transform(X), labels, sample_size=sample_size,
-                                     random_state=random_state)
-    return sel.Run(int(est.n_clusters), labels, seed=seed, criteria=criteria)
-
-
-def choose_restart(runs: Sequence[sel.Run], X=None, selection: str = "stability", *,
-                   sample_size: int = sel.SILHOUETTE_SAMPLE, random_state=0) -> tuple[int, list[dict]]:
-    """Index of the chosen run among restarts of one K, and the table of their criteria.
-
-    ``"stability"``: the medoid run by pairwise ARI (:func:`models.selection.medoid_run`);
-    any other criterion: the run with its best value (ties to the earlier run).
-    """
-    check_selection(selection)
-    table = sel.build_table(runs, X, sample_size=sample_size, random_state=random_state)
-    if selection == "stability":
-        chosen = sel.medoid_run([r.labels for r in runs],
-                                input_silhouettes=[row["input_silhouette"] for row in table])
-    else:
-        sign = sel.CRITERIA[selection]
-        values = [row[selection] for row in table]
-        if all(v is None for v in values):
-            raise ValueError(f"no restart has a value for {selection!r}")
-        chosen = max(range(len(runs)), key=lambda i: (values[i] is not None, sign * (values[i] or 0.0), -i))
-    table[chosen]["selected"] = True
-    return chosen, [_public(row) for row in table]
-
-
-def fit_restarts(est, X, *, callbacks=None, pretrained=None):
-    """Fit ``est.n_restarts`` copies of ``est`` with seeds :func:`restart_seeds`, keep the one
-    ``est.selection`` chooses (:func:`choose_restart`) and copy its fitted state into ``est``.
-
-    Adds ``restarts_`` (the table of every restart, ``seed`` and ``selected`` included) and
-    ``restart_seed_`` (the chosen run's seed, which refits it alone).
-    """
-    from sklearn.base import clone
-
-    selection = check_selection(est.selection)
-    seeds = restart_seeds(est.random_state, est.n_restarts)
-    runs, fitted = [], []
-    for seed in seeds:
-        one = clone(est).set_params(n_restarts=1, random_state=seed)
-        one.fit(X, callbacks=callbacks, pretrained=pretrained)
-        runs.append(evaluated_run(one, X, seed))
-        fitted.append(one)
-    chosen, table = choose_restart(runs, X, selection)
-    for name, value in vars(fitted[chosen]).items():
-        if name.endswith("_") and not name.startswith("_"):
-            setattr(est, name, value)
-    est.restarts_ = table
-    est.restart_seed_ = seeds[chosen]
-    return est
+from .estimator import DeepClusterer
+from .restarts import TABLE_COLUMNS, check_selection, evaluated_run, table_row
 
 
 def sweep_k(X, method: str = "idec", n_clusters: Iterable[int] = range(2, 11), seeds: Iterable[int] = (0, 1, 2),
@@ -136,8 +62,6 @@ def sweep_k(X, method: str = "idec", n_clusters: Iterable[int] = range(2, 11), s
         selected run with ``DeepClusterer(method, K, random_state=seed, ...)`` to get its model
         (the same seed gives the same labels on the CPU).
     """
-    from .estimator import DeepClusterer  # here: the estimator uses this module for its restarts
-
     check_selection(selection)
     ks, seeds = [int(k) for k in n_clusters], [int(s) for s in seeds]
     if not ks or not seeds:
@@ -165,14 +89,10 @@ def sweep_k(X, method: str = "idec", n_clusters: Iterable[int] = range(2, 11), s
             labels = est.predict(X) if subsample is not None else est.labels_
             runs.append(evaluated_run(est, X, seed, labels=labels, sample_size=sample_size,
                                       random_state=random_state))
-    table = [_public(row) for row in
+    table = [table_row(row) for row in
              sel.select(runs, X, selection, sample_size=sample_size, random_state=random_state).table]
     if as_frame:
         import pandas as pd
 
         return pd.DataFrame(table, columns=list(TABLE_COLUMNS))
     return table
-
-
-def _public(row: dict) -> dict:
-    return {name: row[name] for name in TABLE_COLUMNS}

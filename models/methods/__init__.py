@@ -5,7 +5,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 
-from .base import ClusteringMethod
+from .base import ClusteringMethod, ImageMethod
 
 _REGISTRY: dict[str, type[ClusteringMethod]] = {}
 
@@ -36,8 +36,6 @@ class MethodInfo:
     def check_input(self, sample_shape, params: dict | None = None) -> None:
         """``ValueError`` naming what fits when this method cannot train on samples of
         ``sample_shape`` (e.g. an image size its network cannot take); see ``check_sample_shape``."""
-        from ._image import check_sample_shape
-
         check_sample_shape(self.name, sample_shape, params)
 
 
@@ -64,6 +62,19 @@ def param_names() -> set[str]:
 def tiny_preset(name: str) -> dict:
     """Params that train method ``name`` in about a second on a few hundred small samples."""
     return get_method(name).tiny_preset
+
+
+def check_sample_shape(method: str, sample_shape, params: dict | None = None) -> None:
+    """``ValueError`` (a 422 for the service) if ``method`` cannot train on samples of
+    ``sample_shape`` — ``[D]`` for a feature matrix, ``[C, H, W]`` for images: the wrong input
+    kind, or an image size its network cannot take (the message names the sizes it can)."""
+    info = get_method(method)
+    shape = tuple(int(s) for s in sample_shape)
+    kind = "images" if len(shape) > 1 else "features"
+    if kind not in info.input_kinds:
+        raise ValueError(f"method '{method}' does not accept {kind}; it takes {', '.join(info.input_kinds)}")
+    if issubclass(info.cls, ImageMethod):
+        info.cls.check_sample_shape(shape, params)
 
 
 # Every module of this package but ``base`` (and private ``_*`` ones) is a method: importing it

@@ -1,8 +1,9 @@
 """What a clustering method is: a params schema with its paper's defaults, a network, and the
 phases the training loop runs (``models.training``).
 
-A method module subclasses ``ClusteringMethod`` (or ``AutoencoderMethod`` for the deep ones) and
-registers it with ``@register``; nothing else in the library needs to change.
+A method module subclasses ``ClusteringMethod`` (or ``AutoencoderMethod`` for the deep ones, with
+``ImageMethod`` first among the bases for one on a convolutional autoencoder) and registers it
+with ``@register``; nothing else in the library needs to change.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..contract import ClusterNetwork
 from ..errors import InvalidParams
-from ..networks import INITS, ClusterModel, DenseAutoencoder
+from ..networks import ClusterNetwork
+from ..networks.conv import check_image_shape
+from ..networks.mlp import INITS, ClusterModel, DenseAutoencoder
 from ..training import KMeansInitPhase, Phase, PretrainPhase, make_optimizer, reconstruction_objective
 
 InputKind = Literal["features", "images"]
@@ -116,3 +118,27 @@ class AutoencoderMethod(ClusteringMethod):
 
     def phases(self, n_samples, *, pretrained):
         return [*([] if pretrained else [self.pretrain_phase()]), self.init_phase(), self.finetune_phase(n_samples)]
+
+
+class ImageMethod:
+    """Mixin of a method on a convolutional autoencoder (put it first among the bases): it trains
+    on image datasets only, on a network that takes some image sizes and not others, and says
+    which before any training starts.
+
+    Subclasses set ``network_type`` (a registered ``models.networks.conv.ImageAutoencoder``) and
+    may override ``network_options`` (layout options that depend on the params or the image size).
+    """
+
+    input_kinds: ClassVar[tuple[str, ...]] = ("images",)
+    network_type: ClassVar[str]
+
+    @classmethod
+    def network_options(cls, params, sample_shape) -> dict:
+        return {}
+
+    @classmethod
+    def check_sample_shape(cls, sample_shape, params: dict | None = None) -> tuple[int, int, int]:
+        """``(C, H, W)`` if the method's network takes such images, else ``ValueError`` naming
+        the sizes it takes. ``params`` as the job gives them (``InvalidParams`` if they are bad)."""
+        parsed = cls.parse(params)
+        return check_image_shape(cls.network_type, sample_shape, **cls.network_options(parsed, sample_shape))

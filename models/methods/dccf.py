@@ -11,19 +11,85 @@ recomputed before every epoch and a stop once at most 0.1% of the labels change,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
+import torch
 from pydantic import Field
 
-from ..contractive import ESTIMATORS, encode_with_jacobian_norm
-from ..focal import FOCAL_KINDS, focal_loss
-from ..losses import kl_divergence, reconstruction_loss
-from ..networks import INITS
+from ..losses import KERAS_EPS, kl_divergence, reconstruction_loss
+from ..networks.mlp import INITS
 from ..training import TargetPhase, make_optimizer
 from . import register
 from .base import AutoencoderMethod, AutoencoderParams
 
+# -- the contractive penalty -------------------------------------------------------------------
+# The contractive penalty ‖J(x)‖²_F of an encoder (Rifai et al. 2011; DCCF eq. 6, METHODS §4.2).
+#
+# ``J(x) = ∂h/∂x`` is the K×D Jacobian of the encoder at one sample. The exact norm takes K
+# vector-Jacobian products (one batched backward pass) and keeps their graph, so the penalty can
+# be trained on. It is *not* ``autograd.grad(h, x, ones)``, which gives the row sums of J.
+# ``"hutchinson"`` estimates it without bias as ``E_v ‖Jᵀv‖²`` with ``v ~ N(0, I_K)``.
 
+ESTIMATORS = ("exact", "hutchinson")
+
+
+def encode_with_jacobian_norm(encoder: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *,
+                              estimator: str = "exact", probes: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h, n)``: the encoding ``h = encoder(x)`` (B×K) and each sample's ‖J(x_i)‖²_F (B,).
+
+    ``encoder`` must treat rows independently (no batch statistics), so the gradient of a sum
+    over the batch is each sample's own. Both outputs stay differentiable in the encoder's
+    parameters when grad mode is on.
+    """
+    differentiable = torch.is_grad_enabled()
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        h = encoder(x)
+        batch, k = h.shape
+        if estimator == "exact":
+            grad_outputs = torch.eye(k, dtype=h.dtype, device=h.device).unsqueeze(1).expand(k, batch, k)
+        elif estimator == "hutchinson":
+            grad_outputs = torch.randn(probes, batch, k, dtype=h.dtype, device=h.device)
+        else:
+            raise ValueError(f"unknown Jacobian estimator {estimator!r}; use one of {ESTIMATORS}")
+        # (rows of Jᵀ per sample): one VJP per row of grad_outputs, batched.
+        (vjp,) = torch.autograd.grad(h, x, grad_outputs, is_grads_batched=True, create_graph=differentiable)
+    squares = vjp.pow(2).flatten(2).sum(2)  # (K or probes, B)
+    norms = squares.sum(0) if estimator == "exact" else squares.mean(0)
+    return (h, norms) if differentiable else (h.detach(), norms.detach())
+
+
+# -- the unsupervised focal loss ---------------------------------------------------------------
+# DCCF's unsupervised focal loss: soft assignments S scored against the self-training target T
+# (METHODS §4.2; Lin et al.'s ``FL(p_t) = -(1 - p_t)^γ log p_t`` with T in place of the labels).
+#
+# - ``"hard"`` (default, the most literal reading of eq. 11 with a one-hot y_true): the pseudo-label
+#   is ``c_i = argmax_j t_ij`` and ``p_t = s_{i,c_i}``.
+# - ``"soft"``: ``p_t = Σ_j s_ij t_ij``.
+# - ``"categorical"``: the Keras categorical focal loss ``Σ_j -t_ij (1 - s_ij)^γ log s_ij``.
+#
+# Each is averaged over the batch; T is a constant (no gradient reaches it).
+
+FOCAL_KINDS = ("hard", "soft", "categorical")
+
+
+def focal_loss(s: torch.Tensor, t: torch.Tensor, gamma: float = 2.0, kind: str = "hard") -> torch.Tensor:
+    t = t.detach()
+    if kind == "categorical":
+        s = s.clamp(KERAS_EPS, 1.0)
+        return (-t * (1.0 - s).pow(gamma) * s.log()).sum(1).mean()
+    if kind == "hard":
+        p_t = s.gather(1, t.argmax(1, keepdim=True)).squeeze(1)
+    elif kind == "soft":
+        p_t = (s * t).sum(1)
+    else:
+        raise ValueError(f"unknown focal loss {kind!r}; use one of {FOCAL_KINDS}")
+    p_t = p_t.clamp(KERAS_EPS, 1.0)
+    return (-(1.0 - p_t).pow(gamma) * p_t.log()).mean()
+
+
+# -- the method --------------------------------------------------------------------------------
 class DCCFParams(AutoencoderParams):
     hidden_dims: list[int] = Field([500, 500, 1000], description="Encoder widths; the decoder mirrors them.")
     embedding_dim: int | None = Field(

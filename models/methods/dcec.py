@@ -10,12 +10,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..images import DCECAutoencoder
-from ..networks import ClusterModel
+from ..networks.dcec_cae import DCECAutoencoder
+from ..networks.mlp import ClusterModel
 from . import register
-from .base import Params
+from .base import ImageMethod, Params
 from .idec import IDEC
-from ._image import ImageMethod
 
 
 class DCECParams(Params):

@@ -6,7 +6,7 @@ import torch
 from pydantic import Field
 from sklearn.cluster import KMeans
 
-from ..networks import ClusterModel
+from ..networks.mlp import ClusterModel
 from ..phases import INIT
 from ..training import Phase
 from . import register

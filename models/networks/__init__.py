@@ -1,17 +1,25 @@
-"""The model contract: what every trained network offers the estimator and persistence.
+"""The networks and the model contract: what every trained network offers the estimator and
+persistence, and the one registry that rebuilds a network from its ``spec``.
 
-The estimator and ``models.persistence`` read a network only through these members, so a method
-may bring any ``nn.Module`` that has them (a dense or convolutional autoencoder with centres, a
-softmax head, ...). A network type is made rebuildable from its ``spec`` by registering it::
+The estimator and ``models.persistence`` read a network only through the members of
+``ClusterNetwork``, so a method may bring any ``nn.Module`` that has them (a dense or
+convolutional autoencoder with centres, a softmax head, ...). A network type is made rebuildable
+from its ``spec`` by registering it::
 
     @register_network("conv")
     class ConvAutoencoder(nn.Module): ...
 
 ``build_network(spec)`` then rebuilds it from ``spec["type"]`` (with the class's
 ``from_spec(spec)`` if it has one, else its constructor called with the other spec keys).
+
+Every module of this package registers its networks by existing: the package imports them all
+(``mlp``: the dense autoencoder and ``ClusterModel``; ``conv``: what the convolutional
+autoencoders share; ``decs_cae``, ``dcec_cae``, ``dac``: the image methods' networks).
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -81,3 +89,9 @@ def check_network(model) -> None:
     if model.spec.get("type") not in NETWORKS:
         raise TypeError(f"{type(model).__name__}'s spec type {model.spec.get('type')!r} is not registered "
                         "(use models.register_network)")
+
+
+# Every module of this package holds networks registered by the decorator above: importing it
+# registers them, so adding a network is adding its module.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

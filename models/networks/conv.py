@@ -1,4 +1,5 @@
-"""What the convolutional autoencoders share: Keras-equivalent layers, size rules, the base class.
+"""What the convolutional autoencoders share: Keras-equivalent layers, size rules, the base class,
+and ``check_image_shape``, the size check of any registered image network.
 
 The reference code of every image method is Keras, so layers are built to match it
 (METHODS §1.1): glorot-uniform weights with zero bias, batch-norm with Keras' momentum 0.99
@@ -11,6 +12,8 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+
+from . import NETWORKS
 
 KERAS_BN_MOMENTUM = 0.01  # Keras momentum 0.99 is the weight of the old running value.
 KERAS_BN_EPS = 1e-3
@@ -89,7 +92,8 @@ class ImageAutoencoder(nn.Module):
 
     Subclasses set ``type_name``, ``title`` and ``size_rule`` (the accepted sides in words),
     implement ``side_ok`` (can one side of the image take this length?), and store their
-    JSON-able constructor arguments in ``self.spec`` so ``from_spec`` rebuilds them.
+    JSON-able constructor arguments in ``self.spec`` so ``from_spec`` rebuilds them; they are
+    registered under ``type_name`` with ``@register_network``.
     """
 
     type_name: ClassVar[str]
@@ -184,3 +188,20 @@ class ConvDenseAutoencoder(ImageAutoencoder):
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder_conv(self.decoder_dense(z).reshape(-1, *self._seed_shape))
+
+
+def image_networks() -> dict[str, type[ImageAutoencoder]]:
+    """The registered convolutional autoencoders by type name."""
+    return {name: cls for name, cls in NETWORKS.items() if isinstance(cls, type) and issubclass(cls, ImageAutoencoder)}
+
+
+def check_image_shape(network_type: str, sample_shape, **options) -> tuple[int, int, int]:
+    """``(C, H, W)`` if network ``network_type`` can take images of ``sample_shape``.
+
+    Raises ``ValueError`` saying which sizes it takes otherwise (the service answers 422 with
+    that message). ``options`` are layout options of the network, e.g. ``layout="stl10"``.
+    """
+    known = image_networks()
+    if network_type not in known:
+        raise ValueError(f"unknown image network {network_type!r}; known: {sorted(known)}")
+    return known[network_type].check_sample_shape(sample_shape, **options)

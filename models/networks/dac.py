@@ -24,6 +24,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from . import register_network
 from .conv import (ImageAutoencoder, batch_norm1d, batch_norm2d, keras_init, same_conv_out, same_padding,
                    transposed_output_padding)
 
@@ -52,6 +53,7 @@ def _decoder_targets(n: int, layers: int) -> list[int]:
     return sides[::-1]
 
 
+@register_network("dac_fcae")
 class DACAutoencoder(ImageAutoencoder):
     """AE+DAC's fully convolutional autoencoder with its clustering head.
 
@@ -147,8 +149,9 @@ class DACAutoencoder(ImageAutoencoder):
         return torch.softmax(self.head(self.head_input(z)), dim=1)
 
 
+@register_network("ae_dac")
 class DACModel(nn.Module):
-    """AE+DAC as a clustering network (``models.contract.ClusterNetwork``): the embedding is the
+    """AE+DAC as a clustering network (``models.networks.ClusterNetwork``): the embedding is the
     autoencoder's code, the soft assignment its head's softmax; there are no centres."""
 
     centers = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from . import register_network
 from .conv import ConvDenseAutoencoder, keras_init, same_conv_out
 
 
@@ -34,6 +35,7 @@ def _decoder_side(n: int) -> int:
     return first * 4
 
 
+@register_network("dcec_cae")
 class DCECAutoencoder(ConvDenseAutoencoder):
     """DCEC's convolutional autoencoder. ``filters`` are the three conv widths (32, 64, 128)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from . import register_network
 from .conv import ConvDenseAutoencoder, batch_norm2d, keras_init
 
 
@@ -33,6 +34,7 @@ def _decoder_out(n: int) -> int:
     return first * 4  # two more 'same' stride-2 ConvTs; the final stride-1 ConvT keeps the size
 
 
+@register_network("decs_cae")
 class DECSAutoencoder(ConvDenseAutoencoder):
     """DECS' convolutional autoencoder (code layout, METHODS §3.1).
 

@@ -1,7 +1,8 @@
-"""Networks: the dense autoencoder of DEC/IDEC/CDC/DCCF and the clustering model around it.
+"""The dense networks: the autoencoder of DEC/IDEC/CDC/DCCF and the clustering model around any
+registered autoencoder.
 
 Every network is described by a JSON-able ``spec`` dict with a registered ``"type"``, so a saved
-model can be rebuilt without pickle (see ``models.contract`` and ``models.persistence``).
+model can be rebuilt without pickle (see ``models.networks`` and ``models.persistence``).
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import math
 import torch
 from torch import nn
 
-from .contract import build_network, register_network
-from .losses import soft_assign
+from ..losses import soft_assign
+from . import build_network, register_network
 
 INITS = ("glorot_uniform", "variance_scaling", "torch_default")
 
@@ -81,7 +82,7 @@ class DenseAutoencoder(nn.Module):
 @register_network("cluster")
 class ClusterModel(nn.Module):
     """An embedding (any registered autoencoder's ``encode``, or the identity for k-means) plus
-    K centres; satisfies ``models.contract.ClusterNetwork``.
+    K centres; satisfies ``models.networks.ClusterNetwork``.
 
     ``soft_assign`` is DEC's Student-t assignment with degree of freedom ``alpha``.
     """

@@ -1,5 +1,8 @@
-"""Training machinery shared by every method: the loop, its phase interface, and the phases the
-DEC family is made of (pretraining, k-means init, target fine-tuning)."""
+"""Training machinery shared by every method: the loop, its phase interface, the phases the DEC
+family is made of (pretraining, k-means init, target fine-tuning), and the plumbing around them:
+``callbacks`` (the protocol training talks through), ``data`` (batches on the device),
+``device`` (device and seed), ``memory``, ``augment`` (random rotation and shift of images),
+``checkpoint`` (save/load) and ``optim``."""
 from .clustering import TargetPhase, predict_soft
 from .init import KMeansInitPhase, embed_all, kmeans_init
 from .loop import train

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import TrainingCancelled
+from ..errors import TrainingCancelled
 
 
 class Callback:

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..data import ArrayData
 from ..losses import target_distribution
 from ..phases import FINETUNE
+from .data import ArrayData
 from .phase import Batch, Phase, Transform
 
 # loss(model, x, target_rows) -> {"loss": ..., <terms>}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .preprocessing import Scaler
+from ..preprocessing import Scaler
 
 
 class ArrayData:

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from ..data import ArrayData
 from ..phases import INIT
+from .data import ArrayData
 from .phase import Phase
 
 

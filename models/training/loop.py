@@ -13,7 +13,7 @@ import hashlib
 
 import torch
 
-from ..data import ArrayData
+from .data import ArrayData
 from .phase import Batch, Phase
 from .run import Run, accumulate, to_device
 

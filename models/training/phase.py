@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 
 if TYPE_CHECKING:
-    from ..data import ArrayData
+    from .data import ArrayData
     from .run import Run
 
 # transform(x, generator) -> x: applied to training batches only; ``generator`` (on x's device)
@@ -35,7 +35,7 @@ class Phase:
 
     Class attributes (or instance attributes set in ``__init__``) configure the batches:
     ``batch_size``; ``order``: ``"sequential"``, ``"shuffle"`` or ``"sequential_then_shuffle"``
-    (see ``models.data.batch_order``); ``drop_last``: skip the short last batch of a pass (a
+    (see ``models.training.data.batch_order``); ``drop_last``: skip the short last batch of a pass (a
     pass always has at least one batch); ``transform``: a training-only ``Transform`` or None.
     """
 

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import torch
 
-from ..callbacks import CallbackList
 from ..errors import LossNotFinite
+from .callbacks import CallbackList
 
 
 class Run:

@@ -8,8 +8,8 @@ import torch
 
 from deepclust.models import InvalidParams, get_method
 from deepclust.models.losses import kl_divergence, target_distribution
-from deepclust.models.pairwise import (affinity_loss, correlation_loss, embedding_target, pair_kl, pairwise_sq_dist,
-                             pairwise_t, sharpen_pairs)
+from deepclust.models.methods.cdc import (affinity_loss, correlation_loss, embedding_target, pair_kl,
+                                          pairwise_sq_dist, pairwise_t, sharpen_pairs)
 
 SMALL = {"hidden_dims": [32, 32], "embedding_dim": 5}
 

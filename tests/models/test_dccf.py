@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from deepclust.models import InvalidParams, get_method
-from deepclust.models.contractive import encode_with_jacobian_norm
-from deepclust.models.focal import focal_loss
+from deepclust.models.methods.dccf import encode_with_jacobian_norm, focal_loss
 
 
 def relu_encoder(d_in=6, hidden=7, k=3, seed=0):

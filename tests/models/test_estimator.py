@@ -149,7 +149,7 @@ def test_inference_fast_path_gives_the_general_paths_numbers(tmp_path, blobs, ti
 
 
 def test_large_freed_blocks_go_back_to_the_os():
-    from deepclust.models.memory import return_large_blocks
+    from deepclust.models.training.memory import return_large_blocks
 
     assert return_large_blocks() and return_large_blocks()  # glibc here; once per process
 

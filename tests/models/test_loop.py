@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from deepclust.models import FINETUNE, INIT, Callback, DeepClusterer, LossNotFinite, load_checkpoint, save_checkpoint
-from deepclust.models.callbacks import CallbackList
-from deepclust.models.data import ArrayData
-from deepclust.models.networks import ClusterModel, DenseAutoencoder
+from deepclust.models.networks.mlp import ClusterModel, DenseAutoencoder
 from deepclust.models.preprocessing import Scaler
 from deepclust.models.training import Phase, Run, train
+from deepclust.models.training.callbacks import CallbackList
+from deepclust.models.training.data import ArrayData
 from deepclust.models.training.loop import step_seed
 
 

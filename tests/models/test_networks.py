@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from deepclust.models.networks import ClusterModel, DenseAutoencoder, build_network
+from deepclust.models.networks import build_network
+from deepclust.models.networks.mlp import ClusterModel, DenseAutoencoder
 
 
 def linears(module):

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from deepclust.models import FINETUNE, Callback, DeepClusterer
-from deepclust.models.data import batch_order
+from deepclust.models.training.data import batch_order
 
 
 class TargetLog(Callback):

@@ -21,7 +21,7 @@ from deepclust.models import FINETUNE, register_network
 from deepclust.models.losses import reconstruction_loss
 from deepclust.models.methods import register
 from deepclust.models.methods.base import AutoencoderMethod, AutoencoderParams
-from deepclust.models.networks import DenseAutoencoder
+from deepclust.models.networks.mlp import DenseAutoencoder
 from deepclust.models.training import Phase, make_optimizer
 
 NAME = "toyhead"

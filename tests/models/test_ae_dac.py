@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from deepclust.models.images.dac import (Thresholds, cosine_similarity_matrix, dac_batch_loss, dac_reconstruction_loss,
+from deepclust.models.methods.ae_dac import (Thresholds, cosine_similarity_matrix, dac_batch_loss, dac_reconstruction_loss,
                                label_features, pairwise_clustering_loss, select_pairs)
 
 # Four samples' softmax rows: a and b agree, c is elsewhere, d leans towards a.

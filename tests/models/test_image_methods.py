@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from deepclust.models import Callback, DeepClusterer, check_sample_shape, get_method, list_methods
-from deepclust.models.images.dac import Thresholds
-from deepclust.models.methods.ae_dac import AEDAC
+from deepclust.models.methods.ae_dac import AEDAC, Thresholds
 from deepclust.models.metrics import clustering_report
 
 sys.path.insert(0, str(Path(__file__).parent))

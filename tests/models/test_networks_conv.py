@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from deepclust.models.images import (IMAGE_AUTOENCODERS, DACAutoencoder, DCECAutoencoder, DECSAutoencoder,
-                           check_image_shape)
+from deepclust.models.networks.conv import batch_norm1d, batch_norm2d, check_image_shape, image_networks
+from deepclust.models.networks.dac import DACAutoencoder
+from deepclust.models.networks.dcec_cae import DCECAutoencoder
+from deepclust.models.networks.decs_cae import DECSAutoencoder
 
 SIZES = [16, 28, 32]
 CHANNELS = [1, 3]
@@ -175,7 +177,7 @@ def test_batch_norm_uses_batch_statistics_in_train_mode_only(kind):
 ], ids=["decs", "dcec", "dac", "decs-rect"])
 def test_spec_is_json_and_rebuilds_the_same_network(net):
     spec = json.loads(json.dumps(net.spec))
-    rebuilt = IMAGE_AUTOENCODERS[spec["type"]].from_spec(spec)
+    rebuilt = image_networks()[spec["type"]].from_spec(spec)
     assert rebuilt.spec == net.spec
     rebuilt.load_state_dict(net.state_dict())
     net.eval(), rebuilt.eval()
@@ -243,8 +245,6 @@ def test_constructors_refuse_what_they_cannot_build():
 def test_batch_norm_takes_a_lone_value_per_channel_like_keras():
     """A training batch of one sample on a 1×1 map: PyTorch refuses it, Keras normalises the value
     by itself (zero variance), giving the shift β; the running stats move towards it and 0."""
-    from deepclust.models.images.conv import batch_norm1d, batch_norm2d
-
     bn = batch_norm2d(3).train()
     with torch.no_grad():
         bn.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))

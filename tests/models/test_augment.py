@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from deepclust.models.images.augment import affine_theta, augment, random_affine, warp
+from deepclust.models.training.augment import affine_theta, augment, random_affine, warp
 
 
 def gen(seed):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust.models.images.decs import VARIANTS, determinacy, otsu_threshold, stability, stability_loss
+from deepclust.models.methods.decs import VARIANTS, determinacy, otsu_threshold, stability, stability_loss
 
 
 def t64(a):
