@@ -14,8 +14,8 @@ from deepclust.app.core.joblog import log_key
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
 from deepclust.app.errors import ApiError
-from deepclust.app.ownership import owned
-from deepclust.app.plots import cache_prefix as plots_prefix
+from deepclust.app.tenancy.ownership import owned
+from deepclust.app.plots.service import cache_prefix as plots_prefix
 
 
 def job_active(job: Job) -> ApiError:

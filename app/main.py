@@ -6,21 +6,26 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from deepclust.app.access import AccessMiddleware
-from deepclust.app.admission import AdmissionGate
-from deepclust.app.api import datasets, events, jobs, ops, plots, sweeps, trained_models
-from deepclust.app.api.deps import Database
+from deepclust.app.http.access import AccessMiddleware
+from deepclust.app.http.admission import AdmissionGate
+from deepclust.app.http.deps import Database
 from deepclust.app.core.db import engine_for
+from deepclust.app.datasets import endpoints as datasets
 from deepclust.app.core.dispatch import make_dispatcher
 from deepclust.app.core.settings import Settings, get_settings
 from deepclust.app.core.storage import store_for
-from deepclust.app.docs import install_docs
+from deepclust.app.http.docs import install_docs
 from deepclust.app.errors import install_error_handlers
-from deepclust.app.openapi import install_openapi
-from deepclust.app.predict import ModelCache
-from deepclust.app.reaper import Reaper
+from deepclust.app.http.openapi import install_openapi
+from deepclust.app.trained_models.predict import ModelCache
 from deepclust.app.retention import RetentionSweeper
-from deepclust.app.telemetry import Telemetry
+from deepclust.app.sweeps import endpoints as sweeps
+from deepclust.app.trained_models import endpoints as trained_models
+from deepclust.app.http.telemetry import Telemetry
+from deepclust.app.jobs import endpoints as jobs
+from deepclust.app.jobs.reaper import Reaper
+from deepclust.app.ops import endpoints as ops
+from deepclust.app.plots import endpoints as plots
 from deepclust.app.web import install_dashboard
 
 DESCRIPTION = """Deep clustering as a service: upload a feature matrix, start a clustering job
@@ -76,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        retry_after=settings.retry_after_seconds)
     app.state.telemetry.install(app)
     install_error_handlers(app)
-    for module in (ops, datasets, jobs, events, plots, trained_models, sweeps):
-        app.include_router(module.router)
+    for router in (ops.router, datasets.router, jobs.router, jobs.events_router, plots.router,
+                   trained_models.router, sweeps.router):
+        app.include_router(router)
     install_dashboard(app)
     return app

@@ -61,7 +61,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Bind address (DEEPCL
                                          "(refused without this).")] = False,
           log_level: Annotated[LogLevel, typer.Option(case_sensitive=False)] = LogLevel.info) -> None:
     """Run the API, migrating SQLite first and, with the local dispatcher, the job runner."""
-    from deepclust.app import serving
+    from deepclust.app import server as serving
     from deepclust.app.core.migrate import upgrade
     from deepclust.app.core.settings import Settings
 
@@ -154,7 +154,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 
 
 def _keys_command(command) -> None:
-    from deepclust.app import keys
+    from deepclust.app.tenancy import keys
     from deepclust.app.core.settings import Settings
 
     setup_logging()

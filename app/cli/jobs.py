@@ -26,7 +26,7 @@ from deepclust.app.cli.common import (
     table,
 )
 from deepclust.app.client import Client, Job
-from deepclust.app.progress import detail, stage
+from deepclust.app.client.progress import detail, stage
 
 app = typer.Typer(help="Start, follow, inspect, cancel and delete clustering jobs.", no_args_is_help=True)
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from deepclust.app.auth import create_key
+from deepclust.app.tenancy.auth import create_key
 from deepclust.app.core.db import dispose_engines, engine_for, new_session
 from deepclust.app.core.tables import Job
 from deepclust.app.core.migrate import upgrade

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from deepclust.app.auth import create_key
+from deepclust.app.tenancy.auth import create_key
 from deepclust.app.core.db import engine_for, new_session
 
 from sklearn.datasets import load_digits

@@ -39,7 +39,7 @@ def trained(api):
 def test_importing_the_client_does_not_import_torch_or_the_server():
     code = ("import sys; from deepclust import Client; heavy = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'fastapi', 'starlette', 'sqlmodel', 'sqlalchemy', 'pandas') "
-            "or m.startswith(('deepclust.models', 'deepclust.app.core', 'deepclust.app.api'))]; print(heavy)")
+            "or m.startswith(('deepclust.models', 'deepclust.app.core', 'deepclust.app.http'))]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -8,9 +8,9 @@ import threading
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from deepclust.app.api.events import MAX_STREAMS
+from deepclust.app.jobs.endpoints import MAX_STREAMS
 from deepclust.app.core.db import engine_for, new_session
-from deepclust.app.events import job_events
+from deepclust.app.jobs.events import job_events
 from deepclust.app.core import jobstate
 from deepclust.app.core.tables import JobHistory
 from deepclust.worker.run import run_job

@@ -21,7 +21,7 @@ from deepclust.app.core.dispatch import CeleryDispatcher
 from deepclust.app.core.joblog import read as read_log
 from deepclust.app.core.storage import store_for
 from deepclust.app.core.tables import Job
-from deepclust.app.reaper import reap_once
+from deepclust.app.jobs.reaper import reap_once
 from deepclust.worker.run import run_job
 
 from .conftest import REDIS_URL, TINY_DEC, artifacts, blobs, npy_bytes, set_job, upload

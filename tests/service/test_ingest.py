@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from deepclust.app import ingest
+from deepclust.app.datasets.ingest import tabular as ingest
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.errors import ApiError
 

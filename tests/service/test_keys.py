@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from deepclust.app.auth import create_key
+from deepclust.app.tenancy.auth import create_key
 from deepclust.app.core.db import engine_for, new_session, utcnow
 from deepclust.app.core.settings import Settings
 from deepclust.app.main import create_app
-from deepclust.app.serving import UnsafeBind, check_bind
+from deepclust.app.server import UnsafeBind, check_bind
 
 from .conftest import blobs, npy_bytes, upload
 from .processes import DEEPCLUST, clean_env

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from deepclust.app.auth import create_key
+from deepclust.app.tenancy.auth import create_key
 from deepclust.app.core.db import engine_for, new_session
 from deepclust.app.core.migrate import upgrade
 from deepclust.app.core.settings import Settings

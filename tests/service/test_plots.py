@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from deepclust.app import plots
+from deepclust.app.plots import service as plots
 from deepclust.worker.run import run_job
 
 from .conftest import TINY_DEC, artifacts, blobs, npy_bytes, upload

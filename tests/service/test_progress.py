@@ -5,7 +5,7 @@ import io
 
 from rich.console import Console
 
-from deepclust.app.progress import detail, follow, stage
+from deepclust.app.client.progress import detail, follow, stage
 
 
 def job(**changes) -> dict:

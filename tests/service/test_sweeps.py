@@ -7,7 +7,7 @@ import pytest
 from deepclust.app.core import sweepstate
 from deepclust.app.core.db import engine_for, new_session
 from deepclust.app.core.dispatch import LocalDispatcher
-from deepclust.app.reaper import reap_once
+from deepclust.app.jobs.reaper import reap_once
 from deepclust.models import selection
 from deepclust.worker.run import run_job
 

@@ -13,7 +13,7 @@ from deepclust.app.core import jobstate
 from deepclust.app.core.db import engine_for, new_session, utcnow
 from deepclust.app.core.dispatch import CeleryDispatcher, LocalDispatcher
 from deepclust.app.core.tables import Job
-from deepclust.app.reaper import reap_once
+from deepclust.app.jobs.reaper import reap_once
 from deepclust.worker.run import run_job
 
 from .conftest import (

@@ -14,9 +14,9 @@ from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, Sweep, SweepJob
 from deepclust.app.errors import ApiError, invalid, not_found
-from deepclust.app.jobs import method_for, validated_params
-from deepclust.app.ownership import owned
-from deepclust.app.schemas import SweepCreate
+from deepclust.app.jobs.service import method_for, validated_params
+from deepclust.app.tenancy.ownership import owned
+from deepclust.app.sweeps.schemas import SweepCreate
 from deepclust.models import selection as model_selection
 
 MAX_GRID = 200  # jobs per sweep: a bigger grid is almost surely a typo in a range

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from deepclust.app.auth import LOCAL_TENANT, tenant_for_key
+from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.core.db import new_session
 from deepclust.app.core.dispatch import Dispatcher
 from deepclust.app.core.settings import Settings

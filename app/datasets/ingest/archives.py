@@ -37,8 +37,8 @@ import numpy as np
 from deepclust.app.core.npyfile import NpyWriter
 from deepclust.app.core.settings import Settings
 from deepclust.app.errors import ApiError, invalid
-from deepclust.app.images import ImageOptions, decode, is_image_name, read_header
-from deepclust.app.ingest import Canonical, detect_format, label_codes
+from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name, read_header
+from deepclust.app.datasets.ingest.tabular import Canonical, detect_format, label_codes
 
 ARCHIVE_FORMATS = ("zip", "tar", "tar.gz")
 LABELS_CSV = "labels.csv"

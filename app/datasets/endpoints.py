@@ -4,15 +4,16 @@ from contextlib import ExitStack
 
 from fastapi import APIRouter, Request, Response
 
-from deepclust.app.api.deps import DbDep, SettingsDep, StoreDep, TenantDep
-from deepclust.app.api.paging import LimitQuery, OffsetQuery
+from deepclust.app.http.deps import DbDep, SettingsDep, StoreDep, TenantDep
+from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core.tables import Dataset
-from deepclust.app.datasets import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
+from deepclust.app.datasets.service import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
 from deepclust.app.lifecycle import delete_dataset
-from deepclust.app.openapi import TENANT, errors
-from deepclust.app.ownership import owned
-from deepclust.app.schemas import DATASET_EXAMPLE, DatasetOut, Page, page_example
-from deepclust.app.uploads import receive_form
+from deepclust.app.http.openapi import TENANT, errors
+from deepclust.app.tenancy.ownership import owned
+from deepclust.app.datasets.schemas import DATASET_EXAMPLE, DatasetOut
+from deepclust.app.http.paging import Page, page_example
+from deepclust.app.http.uploads import receive_form
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=TENANT)
 

@@ -1,19 +1,21 @@
 """Jobs: validated creation, listing, cancel, history; the gate in front of a job's results."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlmodel import Session, select
 
-from deepclust.app import pretrain
-from deepclust.app.budget import check_job_budget
-from deepclust.app.core import jobstate
+from deepclust.app.jobs import pretrain
+from deepclust.app.jobs.budget import check_job_budget
+from deepclust.app.core import jobstate, results
 from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory
 from deepclust.app.errors import ApiError, invalid
-from deepclust.app.ownership import owned
-from deepclust.app.schemas import JobCreate
+from deepclust.app.tenancy.ownership import owned
+from deepclust.app.jobs.schemas import CentroidsOut, JobCreate, LabelItem, LabelsPage, MetricsOut
 from deepclust.models import MethodInfo, get_method
 
 # Params that fix the autoencoder's shape: a reused autoencoder must agree on them.
@@ -141,3 +143,33 @@ def succeeded_job(session: Session, tenant: str, job_id: str) -> Job:
         raise ApiError(409, "job_not_succeeded", f"Job {job_id} is {job.status}; results exist once it has "
                        "succeeded.", {"status": job.status})
     return job
+
+
+@dataclass(frozen=True)
+class LabelsFile:
+    """All of a job's labels as one file (csv or npy), for a download."""
+    content: bytes
+    media_type: str
+    filename: str
+
+
+def labels(session: Session, tenant: str, job_id: str, format: str, offset: int,
+           limit: int) -> LabelsPage | LabelsFile:
+    """A page of labels (json), or all of them as a file (csv, npy)."""
+    job = succeeded_job(session, tenant, job_id)
+    if format == "csv":
+        return LabelsFile(results.labels_csv(session, job.id), "text/csv", f"{job.id}-labels.csv")
+    if format == "npy":
+        return LabelsFile(results.labels_npy(session, job.id), "application/octet-stream", f"{job.id}-labels.npy")
+    rows, total = results.labels_page(session, job.id, offset, limit)
+    return LabelsPage(total=total, offset=offset,
+                      items=[LabelItem(index=r.index, label=r.label, confidence=r.confidence) for r in rows])
+
+
+def centroids(session: Session, tenant: str, job_id: str) -> CentroidsOut:
+    row = results.centroids(session, succeeded_job(session, tenant, job_id).id)
+    return CentroidsOut(space=row.space, dim=row.dim, centroids=row.values)
+
+
+def metrics(session: Session, tenant: str, job_id: str) -> MetricsOut:
+    return MetricsOut.of(results.metrics(session, succeeded_job(session, tenant, job_id).id))

@@ -5,11 +5,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
-from deepclust.app import plots
-from deepclust.app.api.deps import SessionDep, StoreDep, TenantDep
+from deepclust.app.plots import service as plots
+from deepclust.app.http.deps import SessionDep, StoreDep, TenantDep
 from deepclust.app.errors import ApiError
-from deepclust.app.openapi import TENANT, errors
-from deepclust.app.ownership import owned
+from deepclust.app.http.openapi import TENANT, errors
+from deepclust.app.tenancy.ownership import owned
 from deepclust.app.core.tables import ACTIVE_STATES, Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["plots"], responses=TENANT)

@@ -1,32 +1,23 @@
+"""The routes of /v1/jobs: create, list, read, cancel, delete, logs, history, results, live events."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse
-from sqlmodel import Session
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from deepclust.app import jobs, lifecycle
-from deepclust.app.api.deps import DbDep, DispatcherDep, SettingsDep, StoreDep, TenantDep
-from deepclust.app.api.paging import LimitQuery, OffsetQuery
+from deepclust.app.jobs import events, service as jobs
+from deepclust.app import lifecycle
+from deepclust.app.http.deps import DbDep, DispatcherDep, SettingsDep, StoreDep, TenantDep
+from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core import joblog
-from deepclust.app.core import results
 from deepclust.app.core.tables import Job
-from deepclust.app.openapi import TENANT, errors
-from deepclust.app.ownership import owned
-from deepclust.app.schemas import (
-    JOB_OUT_EXAMPLE,
-    CentroidsOut,
-    HistoryRow,
-    JobCreate,
-    JobOut,
-    LabelItem,
-    LabelsPage,
-    MetricsOut,
-    Page,
-    page_example,
-)
+from deepclust.app.http.openapi import TENANT, errors
+from deepclust.app.tenancy.ownership import owned
+from deepclust.app.http.paging import Page, page_example
+from deepclust.app.jobs.schemas import JOB_OUT_EXAMPLE, CentroidsOut, HistoryRow, JobCreate, JobOut, LabelItem, LabelsPage, MetricsOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=TENANT)
 NOT_FOUND = {404: ("job_not_found",)}
@@ -114,19 +105,6 @@ async def get_history(job_id: str, db: DbDep, tenant: TenantDep) -> list[dict]:
     return await db.run(jobs.history, tenant, job_id)
 
 
-def _labels(session: Session, tenant: str, job_id: str, format: str, offset: int, limit: int):
-    job = jobs.succeeded_job(session, tenant, job_id)
-    if format == "csv":
-        return Response(results.labels_csv(session, job.id), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{job.id}-labels.csv"'})
-    if format == "npy":
-        return Response(results.labels_npy(session, job.id), media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{job.id}-labels.npy"'})
-    rows, total = results.labels_page(session, job.id, offset, limit)
-    return LabelsPage(total=total, offset=offset,
-                      items=[LabelItem(index=r.index, label=r.label, confidence=r.confidence) for r in rows])
-
-
 @router.get("/{job_id}/labels", response_model=LabelsPage, summary="The cluster of every training sample",
             responses={**errors(400, codes=NOT_SUCCEEDED),
                        200: {"content": {"text/csv": {"example": "index,label,confidence\n0,1,0.770\n1,8,0.912\n"},
@@ -138,19 +116,18 @@ async def get_labels(job_id: str, db: DbDep, tenant: TenantDep,
                      limit: int = Query(1000, ge=1, le=100_000, description="json: page size.")):
     """Each sample's cluster and confidence, once the job has succeeded (409 before): paged JSON,
     or all of them as CSV (`index,label,confidence`) or as an `.npy` label vector."""
-    return await db.run(_labels, tenant, job_id, format, offset, limit)
+    answer = await db.run(jobs.labels, tenant, job_id, format, offset, limit)
+    if isinstance(answer, jobs.LabelsFile):
+        return Response(answer.content, media_type=answer.media_type,
+                        headers={"Content-Disposition": f'attachment; filename="{answer.filename}"'})
+    return answer
 
 
 @router.get("/{job_id}/centroids", response_model=CentroidsOut, summary="The cluster centres",
             responses=errors(codes=NOT_SUCCEEDED))
 async def get_centroids(job_id: str, db: DbDep, tenant: TenantDep) -> CentroidsOut:
     """The K centres, in the embedding (or the scaled input space for k-means), once succeeded."""
-    return await db.run(_centroids, tenant, job_id)
-
-
-def _centroids(session: Session, tenant: str, job_id: str) -> CentroidsOut:
-    row = results.centroids(session, jobs.succeeded_job(session, tenant, job_id).id)
-    return CentroidsOut(space=row.space, dim=row.dim, centroids=row.values)
+    return await db.run(jobs.centroids, tenant, job_id)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsOut, summary="Cluster sizes, internal and external metrics",
@@ -158,8 +135,44 @@ def _centroids(session: Session, tenant: str, job_id: str) -> CentroidsOut:
 async def get_metrics(job_id: str, db: DbDep, tenant: TenantDep) -> MetricsOut:
     """Cluster sizes; silhouette, Calinski-Harabasz, Davies-Bouldin; and ACC, NMI, ARI against the
     dataset's labels when it has labels (they are never used for training)."""
-    return await db.run(_metrics, tenant, job_id)
+    return await db.run(jobs.metrics, tenant, job_id)
 
 
-def _metrics(session: Session, tenant: str, job_id: str) -> MetricsOut:
-    return MetricsOut.of(results.metrics(session, jobs.succeeded_job(session, tenant, job_id).id))
+# -- GET /v1/jobs/{id}/events: Server-Sent Events of a job's progress (see jobs/events.py) -------------
+# A router of its own: the tenant is read here rather than through the session-holding tenant
+# dependency (a stream may stay open for hours); the same scheme for the docs.
+events_router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+_bearer = HTTPBearer(auto_error=False, description="An API key from `deepclust keys create`.")
+MAX_STREAMS = events.MAX_STREAMS
+
+_EVENT_SCHEMA = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"type": "string", "enum": ["status", "epoch", "end"]},
+                   "id": {"type": "string", "description": "An `epoch` event's history row id."},
+                   "data": {"type": "string", "contentMediaType": "application/json",
+                            "description": "The job resource (`status`, `end`) or the history row (`epoch`)."}},
+}
+
+
+@events_router.get("/{job_id}/events", summary="Live progress as Server-Sent Events",
+            response_class=StreamingResponse,
+            responses={**errors(401, codes={404: ("job_not_found",), 503: ("database_unavailable", "too_many_streams")}),
+                       200: {"description": "The event stream.", "content": {"text/event-stream": {
+                           # Open API 3.1: for an event stream, `schema` describes one event.
+                           "schema": _EVENT_SCHEMA,
+                           "example": 'event: epoch\nid: 41\ndata: {"phase": "pretrain", "epoch": 3, "loss": 0.031}\n\n'
+                                      'event: end\ndata: {"id": "job_0123456789abcdef01234567", "status": '
+                                      '"succeeded"}\n\n'}}}},
+            description="Events: `status` (the job resource, whenever it changes), `epoch` (a history row; its "
+                        "id is the event id, and a reconnect with `Last-Event-ID` resumes after it), `end` (the "
+                        "final job resource; the stream then closes). A job that has already ended sends `end` at "
+                        "once. Connecting replays the job's history so far as `epoch` events.")
+async def get_events(job_id: str, request: Request,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                     last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    authorization = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    await run_in_threadpool(events.check_owner, request.app.state, authorization, job_id)
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    stream = events.counted_stream(request.app.state, job_id, after)
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -13,8 +13,8 @@ import re
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deepclust.app.api.deps import Database
-from deepclust.app.auth import LOCAL_TENANT, tenant_for_key
+from deepclust.app.http.deps import Database
+from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.core.settings import Settings
 from deepclust.app.errors import ApiError, send_error
 

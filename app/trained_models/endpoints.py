@@ -9,20 +9,21 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app import lifecycle
-from deepclust.app.api.deps import Database, DbDep, SettingsDep, StoreDep, TenantDep
-from deepclust.app.api.paging import LimitQuery, OffsetQuery
+from deepclust.app.http.deps import Database, DbDep, SettingsDep, StoreDep, TenantDep
+from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core import results
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.tables import TrainedModel
-from deepclust.app.api.datasets import ARCHIVE_ERRORS, UPLOAD_ERRORS
+from deepclust.app.datasets.endpoints import ARCHIVE_ERRORS, UPLOAD_ERRORS
 from deepclust.app.errors import ApiError, not_found
-from deepclust.app.image_inputs import image_rows
-from deepclust.app.ingest import canonicalize, detect_format
-from deepclust.app.model_bundle import bundle_onnx, bundle_zip, import_model
-from deepclust.app.openapi import TENANT, errors
-from deepclust.app.predict import NPY_MEDIA_TYPE, answer, answer_json, check_shape, wants_npy
-from deepclust.app.schemas import MODEL_EXAMPLE, ModelOut, Page, PredictIn, PredictOut, page_example
-from deepclust.app.uploads import is_multipart, receive_form
+from deepclust.app.datasets.ingest.image_inputs import image_rows
+from deepclust.app.datasets.ingest.tabular import canonicalize, detect_format
+from deepclust.app.trained_models.bundle import bundle_onnx, bundle_zip, import_model
+from deepclust.app.http.openapi import TENANT, errors
+from deepclust.app.trained_models.predict import NPY_MEDIA_TYPE, answer, answer_json, check_shape, wants_npy
+from deepclust.app.http.paging import Page, page_example
+from deepclust.app.trained_models.schemas import MODEL_EXAMPLE, ModelOut, PredictIn, PredictOut
+from deepclust.app.http.uploads import is_multipart, receive_form
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=TENANT)
 NOT_FOUND = {404: ("model_not_found",)}

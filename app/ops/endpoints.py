@@ -8,8 +8,9 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app.errors import error_response
-from deepclust.app.openapi import errors
-from deepclust.app.schemas import HealthOut, MethodOut, Page, ReadyOut, page_example
+from deepclust.app.http.openapi import errors
+from deepclust.app.http.paging import Page, page_example
+from deepclust.app.ops.schemas import HealthOut, MethodOut, ReadyOut
 from deepclust.models import list_methods
 
 # Any route may answer 503 when the server is at capacity (app/admission.py).

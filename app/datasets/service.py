@@ -6,15 +6,15 @@ from contextlib import ExitStack
 import numpy as np
 from sqlmodel import Session
 
-from deepclust.app.archives import ARCHIVE_FORMATS, ArchiveLimits, archive_options, detect_upload_format, read_archive
+from deepclust.app.datasets.ingest.archives import ARCHIVE_FORMATS, ArchiveLimits, archive_options, detect_upload_format, read_archive
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.settings import Settings
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import Dataset
 from deepclust.app.errors import ApiError, invalid
-from deepclust.app.ingest import canonicalize, label_codes, read_labels_file
-from deepclust.app.uploads import UploadForm
+from deepclust.app.datasets.ingest.tabular import canonicalize, label_codes, read_labels_file
+from deepclust.app.http.uploads import UploadForm
 
 FILE_FIELDS = ("file", "labels")
 TEXT_FIELDS = ("name", "label_column", "image_size", "color")  # the last two apply to image archives

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from deepclust.app import sweeps
-from deepclust.app.api.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
-from deepclust.app.api.paging import LimitQuery, OffsetQuery
-from deepclust.app.openapi import TENANT, errors
-from deepclust.app.schemas import Page, SweepCreate, SweepOut, page_example
+from deepclust.app.sweeps import service as sweeps
+from deepclust.app.http.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
+from deepclust.app.http.paging import LimitQuery, OffsetQuery
+from deepclust.app.http.openapi import TENANT, errors
+from deepclust.app.http.paging import Page, page_example
+from deepclust.app.sweeps.schemas import SweepCreate, SweepOut
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=TENANT)
 NOT_FOUND = {404: ("sweep_not_found",)}

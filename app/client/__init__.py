@@ -353,7 +353,7 @@ class Job:
 
         interrupted = threading.Event()
         if progress:
-            from deepclust.app.progress import follow  # rich, only when a bar is wanted
+            from deepclust.app.client.progress import follow  # rich, only when a bar is wanted
 
             with _ctrl_c_between_polls(interrupted):
                 follow(states(), console=console)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from deepclust.app.auth import create_key
+from deepclust.app.tenancy.auth import create_key
 from deepclust.app.core.db import engine_for, new_session, utcnow
 from deepclust.app.core.migrate import upgrade
 from deepclust.app.core.settings import Settings

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deepclust.app.archives import ArchiveLimits, archive_format, read_archive
+from deepclust.app.datasets.ingest.archives import ArchiveLimits, archive_format, read_archive
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.results import ModelCard
 from deepclust.app.core.settings import Settings
 from deepclust.app.errors import ApiError, invalid
-from deepclust.app.images import ImageOptions, decode, is_image_name
-from deepclust.app.uploads import UploadedFile
+from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name
+from deepclust.app.http.uploads import UploadedFile
 from deepclust.models import DeepClusterer
 
 

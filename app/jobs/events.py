@@ -15,11 +15,42 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app.core.db import new_session
-from deepclust.app.schemas import JobOut
 from deepclust.app.core.tables import ACTIVE_STATES, Job, JobHistory
+from deepclust.app.errors import ApiError
+from deepclust.app.jobs.schemas import JobOut
+from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
+from deepclust.app.tenancy.ownership import owned
 
 BATCH = 500               # history rows per poll: a long history is replayed in bounded steps
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing an idle stream
+MAX_STREAMS = 200  # open event streams per server process; more answer 503 until one closes
+
+
+def check_owner(state, authorization: str | None, job_id: str) -> None:
+    """404 unless the key's tenant owns the job. A session of its own, closed before the stream
+    starts: a long-lived listener holds no connection."""
+    with new_session(state.engine) as session:
+        tenant = tenant_for_key(session, authorization) if state.settings.auth_enabled else LOCAL_TENANT
+        owned(session, Job, job_id, tenant)
+
+
+def counted_stream(state, job_id: str, after_id: int) -> AsyncIterator[str]:
+    """The job's events, counted against the process's ``MAX_STREAMS`` (``state`` is the app's
+    state); 503 ``too_many_streams`` when they are all taken."""
+    if getattr(state, "event_streams", 0) >= MAX_STREAMS:
+        raise ApiError(503, "too_many_streams", f"This server already serves {MAX_STREAMS} event streams; try "
+                       "again shortly, or poll GET /v1/jobs/{id}.", {"limit": MAX_STREAMS})
+    poll_seconds = min(1.0, max(0.05, state.settings.progress_interval_seconds))
+
+    async def counted():
+        state.event_streams = getattr(state, "event_streams", 0) + 1
+        try:
+            async for chunk in job_events(state.engine, job_id, after_id, poll_seconds):
+                yield chunk
+        finally:  # also when the client went away and the response was cancelled
+            state.event_streams -= 1
+
+    return counted()
 
 
 def sse(event: str, data: dict, id_: int | None = None) -> str:

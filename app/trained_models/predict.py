@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from deepclust.app.errors import ApiError, invalid
-from deepclust.app.schemas import PredictIn
+from deepclust.app.trained_models.schemas import PredictIn
 from deepclust.models import DeepClusterer
 
 NPY_MEDIA_TYPE = "application/x-npy"

@@ -19,7 +19,7 @@ from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
 from deepclust.app.errors import ApiError
-from deepclust.app.predict import ModelCache
+from deepclust.app.trained_models.predict import ModelCache
 from deepclust.models import DeepClusterer, plotting
 
 PLOTS = ("history", "embedding", "sizes", "examples", "confusion")

@@ -1,1 +1,0 @@
-"""HTTP routes: thin functions that parse, call a service function, and shape the answer."""

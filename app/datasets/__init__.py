@@ -1,0 +1,1 @@
+"""Datasets: upload (streamed, checked, made canonical), list, read, delete."""

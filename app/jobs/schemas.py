@@ -1,0 +1,179 @@
+"""The bodies of /v1/jobs: the job to create, the job resource, its history and results."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deepclust.app.core.tables import Job, Metrics
+from deepclust.app.jobs import pretrain
+from deepclust.models import PHASES
+
+MAX_RUNTIME_S = 7 * 24 * 3600  # the largest max_runtime_s a job may ask for
+
+# -- examples (the OpenAPI document shows them; tests check every body has one) ---------------------
+JOB_EXAMPLE = {"dataset_id": "ds_0123456789abcdef01234567", "method": "dec", "n_clusters": 10,
+               "params": {"hidden_dims": [128, 128], "embedding_dim": 10, "maxiter": 1500},
+               "pretrain": {"epochs": 50, "batch_size": 128},
+               "pretrained_from": None, "seed": 0, "device": "auto", "name": "digits-dec"}
+JOB_OUT_EXAMPLE = {
+    "id": "job_0123456789abcdef01234567", "dataset_id": "ds_0123456789abcdef01234567", "name": "digits-dec",
+    "method": "dec", "n_clusters": 10,
+    "params": {"hidden_dims": [128, 128], "embedding_dim": 10, "init": "glorot_uniform", "kmeans_n_init": 20,
+               "alpha": 1.0, "maxiter": 1500, "update_interval": 140, "tol": 0.001, "batch_size": 256,
+               "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "kl_reduction": "batchmean"},
+    "pretrain": {"epochs": 50, "batch_size": 128, "optimizer": "adam", "lr": 0.001, "momentum": 0.9},
+    "pretrained_from": None, "seed": 0, "device": "auto", "max_runtime_s": None, "status": "running",
+    "phase": "pretrain",
+    "progress": {"epoch": 11, "epochs": 50, "fraction": 0.11, "loss": 0.0252, "label_change": None},
+    "attempts": 1, "error": None, "model_id": None, "created_at": "2026-11-23T20:58:01Z",
+    "started_at": "2026-11-23T20:58:02Z", "finished_at": None}
+METRICS_EXAMPLE = {"cluster_sizes": [178, 182, 177, 183, 181, 182, 181, 179, 174, 180],
+                   "internal": {"silhouette": 0.682, "calinski_harabasz": 3762.7, "davies_bouldin": 0.483},
+                   "external": {"acc": 0.707, "nmi": 0.749, "ari": 0.628}}
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_EXAMPLE]})
+
+    dataset_id: str = Field(description="The dataset to cluster.")
+    method: str = Field(description="A method of GET /v1/methods: kmeans, dec, idec, ...")
+    # The minimum is documented, and checked with the maximum (the dataset's n_samples) by the
+    # service, which answers invalid_n_clusters for both.
+    n_clusters: int = Field(description="Number of clusters K, 2 <= K <= n_samples.",
+                            json_schema_extra={"minimum": 2})
+    params: dict[str, Any] = Field(default_factory=dict, description="The method's own params (its `params_schema` "
+                                   "in GET /v1/methods; unknown keys are refused, defaults are the paper's).")
+    pretrain: dict[str, Any] | None = Field(
+        None, description="Autoencoder pretraining settings, e.g. {'epochs': 200, 'batch_size': 256}: the one "
+                          "place for them (GET /v1/methods lists each method's `pretrain_schema`).")
+    pretrained_from: str | None = Field(None, description="A succeeded job on the same dataset whose autoencoder to "
+                                                          "reuse (pretraining is skipped; same architecture).")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed: the same seed gives the same labels on CPU.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
+                        description="auto (a GPU when the worker has one), cpu, cuda or cuda:N.")
+    name: str | None = Field(None, max_length=200, description="A name for the job.")
+    max_runtime_s: int | None = Field(
+        None, ge=1, le=MAX_RUNTIME_S, strict=True,
+        description="Runtime limit of each attempt, in seconds (1 to 604800, a week): past it the job is "
+                    "stopped at the next epoch and fails with `runtime_exceeded`. Default: the server's "
+                    "DEEPCLUST_MAX_RUNTIME_SECONDS (unset: no limit). An addition to API.md v1.")
+
+
+class Progress(BaseModel):
+    epoch: int | None = Field(None, description="Epochs done in the current phase.")
+    epochs: int | None = Field(
+        None, description="Epochs of the current phase. In `finetune` it is the most the phase can take: "
+                          "`maxiter` iterations of `batch_size` samples, i.e. ceil(maxiter / ceil(n_samples / "
+                          "batch_size)) epochs; the phase may stop sooner, once fewer than `tol` of the "
+                          "labels change between two target updates.")
+    fraction: float = Field(0.0, description="Fraction 0..1 of the whole job (pretrain 0-0.5, init 0.5-0.55, "
+                                             "finetune 0.55-0.95, finalize 0.95-1).")
+    loss: float | None = Field(None, description="Mean loss of the last epoch.")
+    label_change: float | None = Field(None, description="Fraction of labels changed at the last target update "
+                                                         "(finetune).")
+
+
+class JobErrorOut(BaseModel):
+    code: str = Field(description=(
+        "Why the job failed. The job's own failures fail it at once: `loss_not_finite` (the loss became NaN "
+        "or infinite: lower the learning rate or rescale the data), `out_of_memory` (reduce batch_size, the "
+        "network or the data), `invalid_input` (the data or params), `runtime_exceeded` (past max_runtime_s), "
+        "`training_failed` (anything else). Failures of the infrastructure are retried with a backoff up to "
+        "the server's max attempts, then fail the job: `worker_lost` (no heartbeat: the worker process died "
+        "or hung), `infrastructure_failed` (the database stayed unreachable); `worker_crashed`: the embedded "
+        "runner's job process died before it took the job."),
+        examples=["loss_not_finite", "out_of_memory", "invalid_input", "runtime_exceeded", "training_failed",
+                  "worker_lost", "infrastructure_failed", "worker_crashed"])
+    message: str = Field(description="What went wrong; GET /v1/jobs/{id}/logs has the worker's full account.")
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_OUT_EXAMPLE]})
+
+    id: str = Field(description="The job's id (job_...).")
+    dataset_id: str = Field(description="The dataset it clusters.")
+    name: str | None = Field(description="The name given at creation.")
+    method: str = Field(description="The method (GET /v1/methods).")
+    n_clusters: int = Field(description="Number of clusters K.")
+    params: dict[str, Any] = Field(description="The method's params, defaults filled in.")
+    pretrain: dict[str, Any] | None = Field(description="The pretraining settings, defaults filled in; null for a "
+                                                        "method without pretraining.")
+    pretrained_from: str | None = Field(description="The job whose autoencoder it reuses, if any.")
+    seed: int = Field(description="Random seed.")
+    device: str = Field(description="The device asked for.")
+    max_runtime_s: int | None = Field(None, description="Its own runtime limit per attempt in seconds, if it set "
+                                                        "one (else the server's default applies).")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] = Field(
+        description="queued -> running -> succeeded | failed | cancelled.")
+    phase: str | None = Field(description="The training phase (models.PHASES: " + ", ".join(PHASES) + "; a "
+                              "method may add its own); it keeps its last value after the job ends.",
+                              examples=list(PHASES))
+    progress: Progress = Field(description="Where the job is.")
+    attempts: int = Field(description="How many times a worker took it (a lost worker's job is retried from "
+                                      "its checkpoint).")
+    error: JobErrorOut | None = Field(description="Why it failed, when it failed.")
+    model_id: str | None = Field(description="Its model once it has succeeded.")
+    created_at: datetime = Field(description="When it was created (UTC).")
+    started_at: datetime | None = Field(description="When a worker first took it.")
+    finished_at: datetime | None = Field(description="When it ended.")
+
+    @classmethod
+    def of(cls, row: Job) -> "JobOut":
+        data = row.model_dump()
+        data["progress"] = row.progress or {}
+        data["params"], data["pretrain"] = pretrain.split(row.params)
+        return cls.model_validate(data)
+
+
+class HistoryRow(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"phase": "finetune", "epoch": 187, "loss": 0.2502, "kl": 0.2502, "label_change": 0.0033,
+         "acc": 0.707, "nmi": 0.748}]})
+
+    phase: str = Field(description="The training phase of the epoch.")
+    epoch: int = Field(description="The epoch within its phase, from 0.")
+    loss: float | None = Field(None, description="Mean loss of the epoch; every loss term follows under its own "
+                                                 "name, then label_change, and acc/nmi when the dataset has labels.")
+
+
+class LabelItem(BaseModel):
+    index: int = Field(description="The sample's position in the dataset.")
+    label: int = Field(description="Its cluster, 0..K-1 (numbering is arbitrary).")
+    confidence: float = Field(description="Its largest soft assignment, 0..1.")
+
+
+class LabelsPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"total": 1797, "offset": 0, "items": [{"index": 0, "label": 1, "confidence": 0.77}]}]})
+
+    total: int = Field(description="Number of samples.")
+    offset: int = Field(description="Index of the first item.")
+    items: list[LabelItem] = Field(description="One item per sample, in order.")
+
+
+class CentroidsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"space": "embedding", "dim": 2, "centroids": [[0.1, -1.2], [2.3, 0.4]]}]})
+
+    space: Literal["embedding", "input"] = Field(description="embedding, or input (scaled) for k-means.")
+    dim: int = Field(description="Length of each centroid.")
+    centroids: list[list[float]] = Field(description="K centroids.")
+
+
+class MetricsOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [METRICS_EXAMPLE]})
+
+    cluster_sizes: list[int] = Field(description="Samples per cluster (empty clusters show as 0).")
+    internal: dict[str, float | None] = Field(description="silhouette, calinski_harabasz, davies_bouldin (null "
+                                                          "where undefined).")
+    external: dict[str, float] | None = Field(description="acc, nmi, ari against the dataset's labels; null "
+                                                          "without labels.")
+    silhouette_sample_size: int | None = Field(
+        None, description="How many points the silhouette was computed on: a seeded sample of at most 2,000.")
+
+    @classmethod
+    def of(cls, row: Metrics) -> "MetricsOut":
+        return cls(cluster_sizes=row.cluster_sizes, internal=row.internal, external=row.external,
+                   silhouette_sample_size=row.silhouette_sample_size)

@@ -1,0 +1,1 @@
+"""Operational routes (/healthz, /readyz, /metrics) and the method catalogue (/v1/methods)."""

@@ -1,0 +1,1 @@
+"""Plots of a job (and the numbers behind them)."""

@@ -1,0 +1,1 @@
+"""Tenants and their API keys; ownership (another tenant's id answers 404)."""

@@ -1,0 +1,1 @@
+"""Trained models: read, delete, predict, download (zip, ONNX), import."""
