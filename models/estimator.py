@@ -289,6 +289,7 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path, device: str = "auto") -> "DeepClusterer":
+        """From what ``save`` wrote, or from the service's model download (the zip itself)."""
         return persistence.load_dir(cls, path, device)
 
 

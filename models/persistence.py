@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,28 @@ def save_dir(est, path) -> None:
 
 
 def load_dir(cls, path, device: str = "auto"):
+    """From a directory ``save_dir`` wrote, or from the service's download (a zip of the same two
+    files, ``GET /v1/models/{id}/download``), so a user need not unzip it first."""
     path = Path(path)
+    if path.is_file():
+        return _load_zip(cls, path, device)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such model directory or zip")
     manifest = json.loads((path / MANIFEST_FILE).read_text())
     return restore(cls, (path / WEIGHTS_FILE).read_bytes(), manifest, device)
+
+
+def _load_zip(cls, path: Path, device: str):
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is neither a model directory nor a zip of {WEIGHTS_FILE} and {MANIFEST_FILE}")
+    with zipfile.ZipFile(path) as bundle:
+        names = set(bundle.namelist())
+        missing = [name for name in (WEIGHTS_FILE, MANIFEST_FILE) if name not in names]
+        if missing:
+            raise ValueError(f"{path} lacks {' and '.join(missing)}: a model zip holds {WEIGHTS_FILE} and "
+                             f"{MANIFEST_FILE} (what the service's download and DeepClusterer.save write)")
+        manifest = json.loads(bundle.read(MANIFEST_FILE))
+        return restore(cls, bundle.read(WEIGHTS_FILE), manifest, device)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

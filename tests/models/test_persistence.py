@@ -50,3 +50,34 @@ def test_unknown_format_version_is_refused(blobs):
     weights, manifest = est.to_bytes()
     with pytest.raises(ValueError, match="unsupported model format_version 99"):
         DeepClusterer.from_bytes(weights, {**manifest, "format_version": 99})
+
+
+def test_load_reads_the_services_zip_download_as_it_is(tmp_path, blobs, tiny):
+    """The service's download is a zip of the two files; a user loads it without unzipping."""
+    import zipfile
+
+    X, _ = blobs
+    est = DeepClusterer("dec", 4, random_state=0, scaling="standard", **tiny).fit(X)
+    weights, manifest = est.to_bytes()
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as bundle:
+        bundle.writestr("model.safetensors", weights)
+        bundle.writestr("manifest.json", json.dumps(manifest))
+    loaded = DeepClusterer.load(tmp_path / "model.zip", device="cpu")
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.parametrize("content, message", [(b"not a zip", "neither a model directory nor a zip"),
+                                              (None, "lacks model.safetensors")])
+def test_load_says_what_is_wrong_with_a_file_that_is_not_a_model(tmp_path, content, message):
+    import zipfile
+
+    path = tmp_path / "model.zip"
+    if content is None:
+        with zipfile.ZipFile(path, "w") as bundle:
+            bundle.writestr("manifest.json", "{}")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        DeepClusterer.load(path)
+    with pytest.raises(FileNotFoundError, match="no such model"):
+        DeepClusterer.load(tmp_path / "absent")
