@@ -1,6 +1,6 @@
 """The Celery app of the production worker.
 
-    celery -A worker.celery_app worker -Q gpu --concurrency=1   (or: deepclust worker)
+    celery -A deepclust.worker.celery_app worker -Q gpu --concurrency=1   (or: deepclust worker)
 
 Its one task takes a job id and calls `run_job`; the job row, not Celery's result backend, holds
 the outcome. torch is imported inside the task, so the prefork parent never touches CUDA. A
