@@ -13,14 +13,14 @@ from sqlmodel import Session, select
 from deepclust.app.core.joblog import log_key
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
-from deepclust.app.errors import ApiError
+from deepclust.app.errors import DATASET_IN_USE, JOB_ACTIVE, ApiError
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.plots.service import cache_prefix as plots_prefix
 
 
 def job_active(job: Job) -> ApiError:
-    return ApiError(409, "job_active", f"Job {job.id} is {job.status}; cancel it first (POST /v1/jobs/{job.id}/cancel) "
-                    "and delete it once it has stopped.", {"id": job.id, "status": job.status})
+    return JOB_ACTIVE(f"Job {job.id} is {job.status}; cancel it first (POST /v1/jobs/{job.id}/cancel) "
+                      "and delete it once it has stopped.", {"id": job.id, "status": job.status})
 
 
 def remove_job(session: Session, job: Job) -> bool:
@@ -66,15 +66,15 @@ def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_
     jobs = list(session.exec(select(Job).where(Job.dataset_id == dataset_id)).all())
     busy = [job.id for job in jobs if job.status in ACTIVE_STATES]
     if busy:
-        raise ApiError(409, "dataset_in_use", f"Job{'s' if len(busy) > 1 else ''} {', '.join(busy)} of this dataset "
-                       f"{'are' if len(busy) > 1 else 'is'} queued or running; cancel {'them' if len(busy) > 1 else 'it'} "
-                       "or wait for the end, then delete the dataset.", {"job_ids": busy})
+        raise DATASET_IN_USE(f"Job{'s' if len(busy) > 1 else ''} {', '.join(busy)} of this dataset "
+                             f"{'are' if len(busy) > 1 else 'is'} queued or running; cancel {'them' if len(busy) > 1 else 'it'} "
+                             "or wait for the end, then delete the dataset.", {"job_ids": busy})
     models = list(session.exec(select(TrainedModel.id).where(TrainedModel.job_id.in_([j.id for j in jobs]))).all())
     for job in jobs:
         if not remove_job(session, job):  # a job started meanwhile: delete nothing
             session.rollback()
-            raise ApiError(409, "dataset_in_use", f"Job {job.id} of this dataset has just started; cancel it or "
-                           "wait for the end, then delete the dataset.", {"job_ids": [job.id]})
+            raise DATASET_IN_USE(f"Job {job.id} of this dataset has just started; cancel it or "
+                                 "wait for the end, then delete the dataset.", {"job_ids": [job.id]})
     session.delete(dataset)
     session.commit()
     for job in jobs:

@@ -9,6 +9,47 @@ from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core.tables import Dataset
 from deepclust.app.datasets.service import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
 from deepclust.app.lifecycle import delete_dataset
+from deepclust.app.errors import (
+    ARCHIVE_LINK,
+    ARCHIVE_SPECIAL_FILE,
+    DATASET_IN_USE,
+    DATASET_NOT_FOUND,
+    DUPLICATE_MEMBER,
+    EMPTY_DATA,
+    ENCRYPTED_ARCHIVE,
+    IMAGE_FILE_TOO_LARGE,
+    IMAGE_OPTIONS_UNSUPPORTED,
+    IMAGE_TOO_LARGE,
+    INVALID_ARCHIVE,
+    INVALID_COLOR,
+    INVALID_FILE,
+    INVALID_IMAGE_SIZE,
+    INVALID_LABELS,
+    LABELS_GIVEN_TWICE,
+    LABELS_LENGTH_MISMATCH,
+    LABEL_COLUMN_UNSUPPORTED,
+    MALFORMED_REQUEST,
+    MISSING_ARRAY,
+    MISSING_FILE,
+    MISSING_LABELS,
+    NON_FINITE,
+    NON_NUMERIC,
+    NO_IMAGES,
+    ONE_DIMENSIONAL,
+    PICKLED_DATA,
+    RAGGED_ROWS,
+    TOO_FEW_SAMPLES,
+    TOO_LARGE,
+    TOO_MANY_DIMENSIONS,
+    TOO_MANY_MEMBERS,
+    TRUNCATED_FILE,
+    UNKNOWN_LABEL_COLUMN,
+    UNKNOWN_LABEL_PATH,
+    UNREADABLE_IMAGE,
+    UNSAFE_PATH,
+    UNSUPPORTED_FORMAT,
+    UNSUPPORTED_MEDIA_TYPE,
+)
 from deepclust.app.http.openapi import TENANT, errors
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.datasets.schemas import DATASET_EXAMPLE, DatasetOut
@@ -38,20 +79,18 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-da
                      "labels": {"contentType": "application/octet-stream"}},
     "examples": {"csv with a label column": {"value": {"file": "digits.csv", "label_column": "digit",
                                                       "name": "digits"}}}}}}}
-UPLOAD_ERRORS = ("empty_data", "too_few_samples", "one_dimensional", "too_many_dimensions", "non_numeric",
-                 "non_finite", "ragged_rows", "invalid_file", "truncated_file", "pickled_data", "missing_array")
-LABEL_ERRORS = ("invalid_labels", "missing_labels", "labels_length_mismatch", "labels_given_twice",
-                "label_column_unsupported", "unknown_label_column")
-ARCHIVE_ERRORS = ("unsafe_path", "archive_link", "archive_special_file", "duplicate_member", "encrypted_archive",
-                  "invalid_archive", "no_images", "unreadable_image", "invalid_image_size", "invalid_color",
-                  "image_options_unsupported", "unknown_label_path")
 
 
 @router.post("", status_code=201, response_model=DatasetOut, openapi_extra=_UPLOAD_BODY,
-             responses=errors(codes={400: ("malformed_request", "missing_file"),
-                                     413: ("too_large", "too_many_members", "image_too_large", "image_file_too_large"),
-                                     415: ("unsupported_media_type", "unsupported_format"),
-                                     422: UPLOAD_ERRORS + LABEL_ERRORS + ARCHIVE_ERRORS}),
+             responses=errors(MALFORMED_REQUEST, MISSING_FILE, TOO_LARGE, TOO_MANY_MEMBERS, IMAGE_TOO_LARGE,
+                              IMAGE_FILE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_FORMAT, EMPTY_DATA,
+                              TOO_FEW_SAMPLES, ONE_DIMENSIONAL, TOO_MANY_DIMENSIONS, NON_NUMERIC, NON_FINITE,
+                              RAGGED_ROWS, INVALID_FILE, TRUNCATED_FILE, PICKLED_DATA, MISSING_ARRAY,
+                              INVALID_LABELS, MISSING_LABELS, LABELS_LENGTH_MISMATCH, LABELS_GIVEN_TWICE,
+                              LABEL_COLUMN_UNSUPPORTED, UNKNOWN_LABEL_COLUMN, UNSAFE_PATH, ARCHIVE_LINK,
+                              ARCHIVE_SPECIAL_FILE, DUPLICATE_MEMBER, ENCRYPTED_ARCHIVE, INVALID_ARCHIVE,
+                              NO_IMAGES, UNREADABLE_IMAGE, INVALID_IMAGE_SIZE, INVALID_COLOR,
+                              IMAGE_OPTIONS_UNSUPPORTED, UNKNOWN_LABEL_PATH),
              summary="Upload a feature matrix or an image archive (streamed to disk, checked, stored once)")
 async def upload_dataset(request: Request, db: DbDep, store: StoreDep, settings: SettingsDep,
                          tenant: TenantDep) -> DatasetOut:
@@ -66,7 +105,7 @@ async def upload_dataset(request: Request, db: DbDep, store: StoreDep, settings:
 
 
 @router.get("", response_model=Page[DatasetOut], summary="List your datasets, newest first",
-            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(DATASET_EXAMPLE)}}}})
+            responses={**errors(MALFORMED_REQUEST), 200: {"content": {"application/json": {"example": page_example(DATASET_EXAMPLE)}}}})
 async def get_datasets(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
                        offset: OffsetQuery = 0) -> Page[DatasetOut]:
     """Your datasets, newest first, a page at a time."""
@@ -75,7 +114,7 @@ async def get_datasets(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="One dataset",
-            responses=errors(codes={404: ("dataset_not_found",)}))
+            responses=errors(DATASET_NOT_FOUND))
 async def get_dataset(dataset_id: str, db: DbDep, tenant: TenantDep) -> DatasetOut:
     """One dataset: its shape, format, labels and checksum."""
     return DatasetOut.of(await db.run(owned, Dataset, dataset_id, tenant))
@@ -83,7 +122,7 @@ async def get_dataset(dataset_id: str, db: DbDep, tenant: TenantDep) -> DatasetO
 
 @router.delete("/{dataset_id}", status_code=204, response_class=Response,
                summary="Delete a dataset with its finished jobs and their models",
-               responses=errors(codes={404: ("dataset_not_found",), 409: ("dataset_in_use",)}))
+               responses=errors(DATASET_NOT_FOUND, DATASET_IN_USE))
 async def remove_dataset(dataset_id: str, request: Request, db: DbDep, store: StoreDep,
                          tenant: TenantDep) -> Response:
     """Delete the dataset, its files, its finished jobs and their models. Refused (409, naming the

@@ -12,7 +12,7 @@ from deepclust.app.core.pagination import paginate
 from deepclust.app.core.settings import Settings
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import Dataset
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import EMPTY_DATA, LABELS_GIVEN_TWICE, MISSING_FILE
 from deepclust.app.datasets.ingest.tabular import canonicalize, label_codes, read_labels_file
 from deepclust.app.http.uploads import UploadForm
 
@@ -24,13 +24,13 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
                    form: UploadForm) -> Dataset:
     upload = form.files.get("file")
     if upload is None:
-        raise ApiError(400, "missing_file", "The form has no 'file' part; send the data as multipart field 'file'.")
+        raise MISSING_FILE("The form has no 'file' part; send the data as multipart field 'file'.")
     if upload.size == 0:
-        raise invalid("empty_data", "The uploaded file is empty.")
+        raise EMPTY_DATA("The uploaded file is empty.")
     label_column = form.fields.get("label_column") or None
     labels_file = form.files.get("labels")
     if label_column and labels_file:
-        raise invalid("labels_given_twice", "Give labels either as a 'labels' file or as a 'label_column', not both.")
+        raise LABELS_GIVEN_TWICE("Give labels either as a 'labels' file or as a 'label_column', not both.")
     fmt = detect_upload_format(upload.filename, upload.path)
     image_options = archive_options(fmt, form.fields, settings)
     dataset_id = new_id("ds")
@@ -45,8 +45,8 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
         if labels_file is not None:
             if labels is not None:
                 where = "labels.csv or its folder names" if fmt in ARCHIVE_FORMATS else "'y'"
-                raise invalid("labels_given_twice", f"The upload already holds labels ({where}); drop the "
-                              "'labels' file.")
+                raise LABELS_GIVEN_TWICE(f"The upload already holds labels ({where}); drop the "
+                                         "'labels' file.")
             labels, n_classes = label_codes(read_labels_file(labels_file.path, labels_file.filename, canon.shape[0]),
                                             canon.shape[0])
         row = Dataset(id=dataset_id, tenant_id=tenant, name=form.fields.get("name") or upload.filename, format=fmt,

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deepclust.app.http.deps import Database
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.core.settings import Settings
-from deepclust.app.errors import ApiError, send_error
+from deepclust.app.errors import MALFORMED_REQUEST, TOO_LARGE, ApiError, send_error
 
 # Under /v1 every route needs a key except the method catalogue.
 PUBLIC = frozenset({"/v1/methods"})
@@ -70,7 +70,7 @@ class AccessMiddleware:
             if scope["method"] in _BODY_METHODS and is_json(_header(scope, b"content-type")):
                 receive = await self._checked_json(scope, receive)
         except ApiError as exc:
-            await send_error(send, exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
+            await send_error(send, exc)
             return
         except ClientGone:
             return  # nobody to answer
@@ -103,13 +103,13 @@ class AccessMiddleware:
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ApiError(400, "malformed_request", f"The body is not UTF-8 (byte {exc.start}); JSON "
-                               "must be sent as UTF-8.", {"position": exc.start}) from None
+                raise MALFORMED_REQUEST(f"The body is not UTF-8 (byte {exc.start}); JSON "
+                                        "must be sent as UTF-8.", {"position": exc.start}) from None
         depth = json_depth(body)
         if depth > self.settings.max_json_depth:
-            raise ApiError(400, "malformed_request", f"The JSON nests {depth} levels deep; at most "
-                           f"{self.settings.max_json_depth} are accepted.",
-                           {"depth": depth, "limit": self.settings.max_json_depth})
+            raise MALFORMED_REQUEST(f"The JSON nests {depth} levels deep; at most "
+                                    f"{self.settings.max_json_depth} are accepted.",
+                                    {"depth": depth, "limit": self.settings.max_json_depth})
 
         replayed = False
 
@@ -124,5 +124,5 @@ class AccessMiddleware:
 
 
 def json_too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The JSON body is larger than the limit of {limit} bytes "
-                    "(DEEPCLUST_MAX_JSON_BYTES); send large inputs as a multipart file.", {"limit": limit})
+    return TOO_LARGE(f"The JSON body is larger than the limit of {limit} bytes "
+                     "(DEEPCLUST_MAX_JSON_BYTES); send large inputs as a multipart file.", {"limit": limit})

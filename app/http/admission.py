@@ -9,7 +9,7 @@ from __future__ import annotations
 import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deepclust.app.errors import send_error
+from deepclust.app.errors import OVERLOADED, send_error
 
 # Liveness and scraping must answer while the server is saturated; that is when they matter.
 EXEMPT = frozenset({"/healthz", "/metrics"})
@@ -50,6 +50,6 @@ class AdmissionGate:
             self.slots.release()
 
     async def _refuse(self, send: Send, why: str) -> None:
-        await send_error(send, 503, "overloaded",
-                         f"The server is at capacity ({why}); retry after {self.retry_after} s.",
-                         {"retry_after": self.retry_after}, headers={"Retry-After": str(self.retry_after)})
+        await send_error(send, OVERLOADED(f"The server is at capacity ({why}); retry after {self.retry_after} s.",
+                                          {"retry_after": self.retry_after},
+                                          headers={"Retry-After": str(self.retry_after)}))

@@ -19,7 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from deepclust.app.core.storage import ArtifactStore
-from deepclust.app.errors import ApiError
+from deepclust.app.errors import MALFORMED_REQUEST, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, ApiError
 
 _MAX_FIELD_BYTES = 64 << 10
 # Multipart framing and the small text fields ride on top of the file bytes.
@@ -41,12 +41,12 @@ class UploadForm:
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The upload is larger than the limit of {limit} bytes "
-                    "(DEEPCLUST_MAX_UPLOAD_BYTES).", {"limit": limit})
+    return TOO_LARGE(f"The upload is larger than the limit of {limit} bytes "
+                     "(DEEPCLUST_MAX_UPLOAD_BYTES).", {"limit": limit})
 
 
 def malformed(message: str) -> ApiError:
-    return ApiError(400, "malformed_request", message)
+    return MALFORMED_REQUEST(message)
 
 
 def is_multipart(request: Request) -> bool:
@@ -147,8 +147,8 @@ async def receive_form(request: Request, stack: ExitStack, store: ArtifactStore,
     leaves each file's ``sha256`` empty."""
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "Send the upload as multipart/form-data with a 'file' part.",
-                       {"content_type": ctype.decode("latin1")})
+        raise UNSUPPORTED_MEDIA_TYPE("Send the upload as multipart/form-data with a 'file' part.",
+                                     {"content_type": ctype.decode("latin1")})
     if b"boundary" not in params:
         raise malformed("The multipart Content-Type has no boundary.")
     declared = request.headers.get("content-length")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from deepclust.app.errors import invalid
+from deepclust.app.errors import INVALID_PARAMS, JOB_TOO_LARGE
 
 FLOAT = 4
 MAX_LAYERS = 64
@@ -47,16 +47,16 @@ def check_job_budget(params: dict, n_samples: int, n_features: int, n_clusters: 
     hidden = params.get("hidden_dims")
     if isinstance(hidden, list):
         if not hidden or len(hidden) > MAX_LAYERS or any(not isinstance(w, int) or w < 1 for w in hidden):
-            raise invalid("invalid_params", f"hidden_dims must list 1 to {MAX_LAYERS} positive widths.",
-                          errors=[{"param": "hidden_dims", "message": f"1 to {MAX_LAYERS} widths, each >= 1"}])
+            raise INVALID_PARAMS(f"hidden_dims must list 1 to {MAX_LAYERS} positive widths.",
+                                 errors=[{"param": "hidden_dims", "message": f"1 to {MAX_LAYERS} widths, each >= 1"}])
     estimate = estimate_job_bytes(params, n_samples, n_features, n_clusters)
     if estimate["total"] > limit:
         biggest = max((k for k in estimate if k != "total"), key=estimate.get)
-        raise invalid("job_too_large", f"This job would need about {_gib(estimate['total'])} of memory, over the "
-                      f"limit of {_gib(limit)} (DEEPCLUST_MAX_JOB_MEMORY_BYTES); most of it is "
-                      f"{biggest.replace('_', ' ')}. Use smaller hidden_dims, embedding_dim or batch sizes.",
-                      estimate_bytes=estimate["total"], limit_bytes=limit,
-                      parts={k: v for k, v in estimate.items() if k != "total"})
+        raise JOB_TOO_LARGE(f"This job would need about {_gib(estimate['total'])} of memory, over the "
+                            f"limit of {_gib(limit)} (DEEPCLUST_MAX_JOB_MEMORY_BYTES); most of it is "
+                            f"{biggest.replace('_', ' ')}. Use smaller hidden_dims, embedding_dim or batch sizes.",
+                            estimate_bytes=estimate["total"], limit_bytes=limit,
+                            parts={k: v for k, v in estimate.items() if k != "total"})
 
 
 def _gib(n: int) -> str:

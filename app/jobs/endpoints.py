@@ -14,26 +14,46 @@ from deepclust.app.http.deps import DbDep, DispatcherDep, SettingsDep, StoreDep,
 from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core import joblog
 from deepclust.app.core.tables import Job
+from deepclust.app.errors import (
+    BROKER_UNAVAILABLE,
+    DATABASE_UNAVAILABLE,
+    DATASET_NOT_FOUND,
+    INVALID_N_CLUSTERS,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    JOB_ACTIVE,
+    JOB_FINISHED,
+    JOB_NOT_FOUND,
+    JOB_NOT_SUCCEEDED,
+    JOB_TOO_LARGE,
+    MALFORMED_REQUEST,
+    METHOD_INPUT_KIND,
+    PRETRAINED_ARCHITECTURE,
+    PRETRAINED_NO_AUTOENCODER,
+    PRETRAINED_OTHER_DATASET,
+    TOO_LARGE,
+    TOO_MANY_STREAMS,
+    UNAUTHORIZED,
+    UNKNOWN_METHOD,
+    UNSUPPORTED_INPUT_SHAPE,
+    UNSUPPORTED_MEDIA_TYPE,
+)
 from deepclust.app.http.openapi import TENANT, errors
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.http.paging import Page, page_example
-from deepclust.app.jobs.schemas import JOB_OUT_EXAMPLE, CentroidsOut, HistoryRow, JobCreate, JobOut, LabelItem, LabelsPage, MetricsOut
+from deepclust.app.jobs.schemas import JOB_OUT_EXAMPLE, CentroidsOut, HistoryRow, JobCreate, JobOut, LabelsPage, MetricsOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=TENANT)
-NOT_FOUND = {404: ("job_not_found",)}
-NOT_SUCCEEDED = {**NOT_FOUND, 409: ("job_not_succeeded",)}
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 @router.post("", status_code=202, response_model=JobOut, summary="Start a clustering job",
-             responses=errors(400, codes={
-                 404: ("dataset_not_found", "job_not_found"), 409: ("job_not_succeeded",),
-                 413: ("too_large",), 415: ("unsupported_media_type",),
-                 422: ("invalid_request", "unknown_method", "method_input_kind", "invalid_n_clusters", "invalid_params",
-                       "pretrained_other_dataset", "pretrained_no_autoencoder", "pretrained_architecture",
-                       "job_too_large", "unsupported_input_shape"),
-                 503: ("database_unavailable", "broker_unavailable")}))
+             responses=errors(MALFORMED_REQUEST, DATASET_NOT_FOUND, JOB_NOT_FOUND, JOB_NOT_SUCCEEDED, TOO_LARGE,
+                              UNSUPPORTED_MEDIA_TYPE, INVALID_REQUEST, UNKNOWN_METHOD, METHOD_INPUT_KIND,
+                              INVALID_N_CLUSTERS, INVALID_PARAMS, PRETRAINED_OTHER_DATASET,
+                              PRETRAINED_NO_AUTOENCODER, PRETRAINED_ARCHITECTURE, JOB_TOO_LARGE,
+                              UNSUPPORTED_INPUT_SHAPE, DATABASE_UNAVAILABLE, BROKER_UNAVAILABLE))
 async def create_job(body: JobCreate, response: Response, db: DbDep, dispatcher: DispatcherDep,
                      settings: SettingsDep, tenant: TenantDep) -> JobOut:
     """Queue a job (JSON body, `Content-Type: application/json`); the answer is the job resource
@@ -46,7 +66,7 @@ async def create_job(body: JobCreate, response: Response, db: DbDep, dispatcher:
 
 
 @router.get("", response_model=Page[JobOut], summary="List your jobs, newest first",
-            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(JOB_OUT_EXAMPLE)}}}})
+            responses={**errors(MALFORMED_REQUEST), 200: {"content": {"application/json": {"example": page_example(JOB_OUT_EXAMPLE)}}}})
 async def list_jobs(db: DbDep, tenant: TenantDep,
                     status: Status | None = Query(None, description="Only jobs in this state."),
                     dataset_id: str | None = Query(None, description="Only jobs of this dataset."),
@@ -56,7 +76,7 @@ async def list_jobs(db: DbDep, tenant: TenantDep,
     return Page(items=[JobOut.of(r) for r in rows], total=total)
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="One job: status, phase, progress", responses=errors(codes=NOT_FOUND))
+@router.get("/{job_id}", response_model=JobOut, summary="One job: status, phase, progress", responses=errors(JOB_NOT_FOUND))
 async def get_job(job_id: str, db: DbDep, tenant: TenantDep) -> JobOut:
     """The job: status (queued -> running -> succeeded | failed | cancelled), phase, progress
     (epoch of the phase, fraction of the whole job, last loss), error, model."""
@@ -65,7 +85,7 @@ async def get_job(job_id: str, db: DbDep, tenant: TenantDep) -> JobOut:
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
              summary="Cancel: a queued job at once, a running one within an epoch",
-             responses=errors(codes={**NOT_FOUND, 409: ("job_finished",)}))
+             responses=errors(JOB_NOT_FOUND, JOB_FINISHED))
 async def cancel_job(job_id: str, db: DbDep, store: StoreDep, tenant: TenantDep) -> JobOut:
     """Cancel the job: a queued one is `cancelled` at once; a running one stays `running` until its
     next epoch boundary, then is `cancelled`. A finished job answers 409."""
@@ -74,7 +94,7 @@ async def cancel_job(job_id: str, db: DbDep, store: StoreDep, tenant: TenantDep)
 
 @router.delete("/{job_id}", status_code=204, response_class=Response,
                summary="Delete a finished job with its model, results and files",
-               responses=errors(codes={**NOT_FOUND, 409: ("job_active",)}))
+               responses=errors(JOB_NOT_FOUND, JOB_ACTIVE))
 async def delete_job(job_id: str, request: Request, db: DbDep, store: StoreDep, tenant: TenantDep) -> Response:
     """Delete the job with its model, history, labels, centroids, metrics, checkpoint and log.
     A queued or running job answers 409: cancel it first."""
@@ -84,7 +104,7 @@ async def delete_job(job_id: str, request: Request, db: DbDep, store: StoreDep, 
 
 @router.get("/{job_id}/logs", response_class=Response,
             summary="What the worker logged for this job: start, device, phases, warnings, a failure's traceback",
-            responses={**errors(codes=NOT_FOUND), 200: {"content": {"text/plain": {"example": (
+            responses={**errors(JOB_NOT_FOUND), 200: {"content": {"text/plain": {"example": (
                 "2026-11-23 20:58:07,312 INFO job job_0123: attempt 1: dec with K=10 on dataset ds_0123 (1797 samples "
                 "of shape [64]), device cpu, seed 0\n"
                 "2026-11-23 20:58:07,401 INFO job job_0123: pretrain begins (50 epochs)\n")}}}})
@@ -98,7 +118,7 @@ async def get_logs(job_id: str, db: DbDep, store: StoreDep, tenant: TenantDep) -
 
 @router.get("/{job_id}/history", response_model=list[HistoryRow],
             summary="Per-epoch rows: phase, epoch, loss, every loss term, acc/nmi when the dataset has labels",
-            responses={**errors(codes=NOT_FOUND), 200: {"content": {"application/json": {
+            responses={**errors(JOB_NOT_FOUND), 200: {"content": {"application/json": {
                 "example": HistoryRow.model_config["json_schema_extra"]["examples"]}}}})
 async def get_history(job_id: str, db: DbDep, tenant: TenantDep) -> list[dict]:
     """One row per epoch so far, in order (also while the job runs)."""
@@ -106,7 +126,7 @@ async def get_history(job_id: str, db: DbDep, tenant: TenantDep) -> list[dict]:
 
 
 @router.get("/{job_id}/labels", response_model=LabelsPage, summary="The cluster of every training sample",
-            responses={**errors(400, codes=NOT_SUCCEEDED),
+            responses={**errors(MALFORMED_REQUEST, JOB_NOT_FOUND, JOB_NOT_SUCCEEDED),
                        200: {"content": {"text/csv": {"example": "index,label,confidence\n0,1,0.770\n1,8,0.912\n"},
                                          "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
                                                                       "example": "(a .npy int64 vector)"}}}})
@@ -124,14 +144,14 @@ async def get_labels(job_id: str, db: DbDep, tenant: TenantDep,
 
 
 @router.get("/{job_id}/centroids", response_model=CentroidsOut, summary="The cluster centres",
-            responses=errors(codes=NOT_SUCCEEDED))
+            responses=errors(JOB_NOT_FOUND, JOB_NOT_SUCCEEDED))
 async def get_centroids(job_id: str, db: DbDep, tenant: TenantDep) -> CentroidsOut:
     """The K centres, in the embedding (or the scaled input space for k-means), once succeeded."""
     return await db.run(jobs.centroids, tenant, job_id)
 
 
 @router.get("/{job_id}/metrics", response_model=MetricsOut, summary="Cluster sizes, internal and external metrics",
-            responses=errors(codes=NOT_SUCCEEDED))
+            responses=errors(JOB_NOT_FOUND, JOB_NOT_SUCCEEDED))
 async def get_metrics(job_id: str, db: DbDep, tenant: TenantDep) -> MetricsOut:
     """Cluster sizes; silhouette, Calinski-Harabasz, Davies-Bouldin; and ACC, NMI, ARI against the
     dataset's labels when it has labels (they are never used for training)."""
@@ -156,7 +176,7 @@ _EVENT_SCHEMA = {
 
 @events_router.get("/{job_id}/events", summary="Live progress as Server-Sent Events",
             response_class=StreamingResponse,
-            responses={**errors(401, codes={404: ("job_not_found",), 503: ("database_unavailable", "too_many_streams")}),
+            responses={**errors(UNAUTHORIZED, JOB_NOT_FOUND, DATABASE_UNAVAILABLE, TOO_MANY_STREAMS),
                        200: {"description": "The event stream.", "content": {"text/event-stream": {
                            # Open API 3.1: for an event stream, `schema` describes one event.
                            "schema": _EVENT_SCHEMA,

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from deepclust.app.core.db import new_session
 from deepclust.app.core.tables import ACTIVE_STATES, Job, JobHistory
-from deepclust.app.errors import ApiError
+from deepclust.app.errors import TOO_MANY_STREAMS
 from deepclust.app.jobs.schemas import JobOut
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.tenancy.ownership import owned
@@ -38,8 +38,8 @@ def counted_stream(state, job_id: str, after_id: int) -> AsyncIterator[str]:
     """The job's events, counted against the process's ``MAX_STREAMS`` (``state`` is the app's
     state); 503 ``too_many_streams`` when they are all taken."""
     if getattr(state, "event_streams", 0) >= MAX_STREAMS:
-        raise ApiError(503, "too_many_streams", f"This server already serves {MAX_STREAMS} event streams; try "
-                       "again shortly, or poll GET /v1/jobs/{id}.", {"limit": MAX_STREAMS})
+        raise TOO_MANY_STREAMS(f"This server already serves {MAX_STREAMS} event streams; try "
+                               "again shortly, or poll GET /v1/jobs/{id}.", {"limit": MAX_STREAMS})
     poll_seconds = min(1.0, max(0.05, state.settings.progress_interval_seconds))
 
     async def counted():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deepclust.app.errors import invalid
+from deepclust.app.errors import INVALID_PARAMS
 from deepclust.models import InvalidParams, MethodInfo
 
 PREFIX = "pretrain_"
@@ -56,19 +56,19 @@ def validate(method: MethodInfo, params: dict[str, Any], pretrain: dict[str, Any
         example = {k[len(PREFIX):]: params[k] for k in misplaced}
         errors = [{"param": k, "message": "pretraining settings go in the 'pretrain' block: "
                                           f"\"pretrain\": {json.dumps({k[len(PREFIX):]: params[k]})}"} for k in misplaced]
-        raise invalid("invalid_params", f"{', '.join(misplaced)}: pretraining settings go in the job's 'pretrain' "
-                      f"block, not in params: send \"pretrain\": {json.dumps(example)}.", errors=errors)
+        raise INVALID_PARAMS(f"{', '.join(misplaced)}: pretraining settings go in the job's 'pretrain' "
+                             f"block, not in params: send \"pretrain\": {json.dumps(example)}.", errors=errors)
     if pretrain and not names:
-        raise invalid("invalid_params", f"Method {method.name!r} has no pretraining; drop the 'pretrain' block.",
-                      errors=[{"param": "pretrain", "message": f"{method.name} has no pretraining"}])
+        raise INVALID_PARAMS(f"Method {method.name!r} has no pretraining; drop the 'pretrain' block.",
+                             errors=[{"param": "pretrain", "message": f"{method.name} has no pretraining"}])
     flat = {**params, **{PREFIX + k: v for k, v in (pretrain or {}).items()}}
     try:
         return method.validate(flat)
     except InvalidParams as exc:
         errors = [_as_written(e, method, names) for e in exc.errors]
         detail = "; ".join(f"{e['param']}: {e['message']}" for e in errors)
-        raise invalid("invalid_params", f"invalid params for method '{method.name}': {detail}",
-                      errors=errors) from None
+        raise INVALID_PARAMS(f"invalid params for method '{method.name}': {detail}",
+                             errors=errors) from None
 
 
 def _as_written(error: dict, method: MethodInfo, names: list[str]) -> dict:

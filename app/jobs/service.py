@@ -13,7 +13,18 @@ from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import (
+    BROKER_UNAVAILABLE,
+    INVALID_N_CLUSTERS,
+    JOB_FINISHED,
+    JOB_NOT_SUCCEEDED,
+    METHOD_INPUT_KIND,
+    PRETRAINED_ARCHITECTURE,
+    PRETRAINED_NO_AUTOENCODER,
+    PRETRAINED_OTHER_DATASET,
+    UNKNOWN_METHOD,
+    UNSUPPORTED_INPUT_SHAPE,
+)
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.jobs.schemas import CentroidsOut, JobCreate, LabelItem, LabelsPage, MetricsOut
 from deepclust.models import MethodInfo, get_method
@@ -27,9 +38,9 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
     dataset = owned(session, Dataset, body.dataset_id, tenant)
     method = method_for(dataset, body.method)
     if not 2 <= body.n_clusters <= dataset.n_samples:
-        raise invalid("invalid_n_clusters", f"n_clusters must be between 2 and the number of samples "
-                      f"({dataset.n_samples}); got {body.n_clusters}.", n_clusters=body.n_clusters,
-                      n_samples=dataset.n_samples)
+        raise INVALID_N_CLUSTERS(f"n_clusters must be between 2 and the number of samples "
+                                 f"({dataset.n_samples}); got {body.n_clusters}.", n_clusters=body.n_clusters,
+                                 n_samples=dataset.n_samples)
     params = validated_params(method, dataset, body.params, body.pretrain)
     if memory_budget is not None:
         check_job_budget(params, dataset.n_samples, dataset.n_features, body.n_clusters, memory_budget)
@@ -46,8 +57,8 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
     except BrokerUnavailable as exc:
         session.delete(job)
         session.commit()
-        raise ApiError(503, "broker_unavailable", "The job queue (broker) is not answering; nothing was "
-                       "created, try again shortly.", {"reason": str(exc)}) from None
+        raise BROKER_UNAVAILABLE("The job queue (broker) is not answering; nothing was "
+                                 "created, try again shortly.", {"reason": str(exc)}) from None
     return job
 
 
@@ -56,10 +67,10 @@ def method_for(dataset: Dataset, name: str) -> MethodInfo:
     try:
         method = get_method(name)
     except KeyError as exc:
-        raise invalid("unknown_method", exc.args[0], method=name) from None
+        raise UNKNOWN_METHOD(exc.args[0], method=name) from None
     if dataset.kind not in method.input_kinds:
-        raise invalid("method_input_kind", input_kind_message(method.name, method.input_kinds, dataset),
-                      method=method.name, kind=dataset.kind, accepted=list(method.input_kinds))
+        raise METHOD_INPUT_KIND(input_kind_message(method.name, method.input_kinds, dataset),
+                                method=method.name, kind=dataset.kind, accepted=list(method.input_kinds))
     return method
 
 
@@ -71,9 +82,9 @@ def validated_params(method: MethodInfo, dataset: Dataset, params: dict, pretrai
         try:
             check_input(list(dataset.sample_shape), flat)
         except ValueError as exc:
-            raise invalid("unsupported_input_shape", f"Method {method.name!r} cannot take this dataset's samples "
-                          f"of shape {list(dataset.sample_shape)}: {exc}", method=method.name,
-                          sample_shape=list(dataset.sample_shape)) from None
+            raise UNSUPPORTED_INPUT_SHAPE(f"Method {method.name!r} cannot take this dataset's samples "
+                                          f"of shape {list(dataset.sample_shape)}: {exc}", method=method.name,
+                                          sample_shape=list(dataset.sample_shape)) from None
     return flat
 
 
@@ -92,19 +103,19 @@ def input_kind_message(method: str, accepted: tuple[str, ...], dataset: Dataset)
 def check_pretrained_source(session: Session, tenant: str, source_id: str, dataset_id: str, params: dict) -> None:
     source = owned(session, Job, source_id, tenant)
     if source.status != SUCCEEDED:
-        raise ApiError(409, "job_not_succeeded", f"pretrained_from job {source_id} is {source.status}; only a "
-                       "succeeded job's autoencoder can be reused.", {"id": source_id, "status": source.status})
+        raise JOB_NOT_SUCCEEDED(f"pretrained_from job {source_id} is {source.status}; only a "
+                                "succeeded job's autoencoder can be reused.", {"id": source_id, "status": source.status})
     if source.dataset_id != dataset_id:
-        raise invalid("pretrained_other_dataset", f"pretrained_from job {source_id} was trained on dataset "
-                      f"{source.dataset_id}, not {dataset_id}.", pretrained_from=source_id)
+        raise PRETRAINED_OTHER_DATASET(f"pretrained_from job {source_id} was trained on dataset "
+                                       f"{source.dataset_id}, not {dataset_id}.", pretrained_from=source_id)
     shared = [p for p in _ARCHITECTURE_PARAMS if p in source.params]
     if not shared or not all(p in params for p in shared):
-        raise invalid("pretrained_no_autoencoder", f"Job {source_id} ({source.method}) and this job do not both "
-                      "train an autoencoder.", pretrained_from=source_id)
+        raise PRETRAINED_NO_AUTOENCODER(f"Job {source_id} ({source.method}) and this job do not both "
+                                        "train an autoencoder.", pretrained_from=source_id)
     for p in shared:
         if params[p] is not None and source.params[p] is not None and params[p] != source.params[p]:
-            raise invalid("pretrained_architecture", f"{p} is {params[p]!r} here but {source.params[p]!r} in job "
-                          f"{source_id}; the reused autoencoder needs the same architecture.", param=p)
+            raise PRETRAINED_ARCHITECTURE(f"{p} is {params[p]!r} here but {source.params[p]!r} in job "
+                                          f"{source_id}; the reused autoencoder needs the same architecture.", param=p)
 
 
 def list_jobs(session: Session, tenant: str, status: str | None, dataset_id: str | None,
@@ -122,8 +133,8 @@ def cancel_job(session: Session, store: ArtifactStore, tenant: str, job_id: str)
     outcome = jobstate.request_cancel(session, job_id)
     session.refresh(job)
     if outcome is None:
-        raise ApiError(409, "job_finished", f"Job {job_id} has already {job.status}; there is nothing to cancel.",
-                       {"status": job.status})
+        raise JOB_FINISHED(f"Job {job_id} has already {job.status}; there is nothing to cancel.",
+                           {"status": job.status})
     if outcome == CANCELLED and job.checkpoint_key:  # a requeued job may have left one
         store.delete_prefix(job.checkpoint_key)
     return job
@@ -140,8 +151,8 @@ def history(session: Session, tenant: str, job_id: str) -> list[dict]:
 def succeeded_job(session: Session, tenant: str, job_id: str) -> Job:
     job = owned(session, Job, job_id, tenant)
     if job.status != SUCCEEDED:
-        raise ApiError(409, "job_not_succeeded", f"Job {job_id} is {job.status}; results exist once it has "
-                       "succeeded.", {"status": job.status})
+        raise JOB_NOT_SUCCEEDED(f"Job {job_id} is {job.status}; results exist once it has "
+                                "succeeded.", {"status": job.status})
     return job
 
 

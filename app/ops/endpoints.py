@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from deepclust.app.errors import error_response
+from deepclust.app.errors import NOT_READY, UNAUTHORIZED
 from deepclust.app.http.openapi import errors
 from deepclust.app.http.paging import Page, page_example
 from deepclust.app.ops.schemas import HealthOut, MethodOut, ReadyOut
@@ -33,7 +33,7 @@ def _database_health(engine) -> str:
 
 
 @router.get("/readyz", tags=["ops"], summary="200 when the database and the broker answer, else 503 naming which",
-            response_model=ReadyOut, responses=errors(codes={503: ("not_ready",)}))
+            response_model=ReadyOut, responses=errors(NOT_READY))
 async def readyz(request: Request):
     """Readiness: 200 when the database and the broker answer, else 503 naming which is down
     (`details` holds each check)."""
@@ -43,13 +43,13 @@ async def readyz(request: Request):
         checks["broker"] = broker
     down = [name for name, state in checks.items() if state != "ok"]
     if down:
-        return error_response(503, "not_ready", f"Not ready: {', '.join(down)} down.", checks)
+        return NOT_READY.response(f"Not ready: {', '.join(down)} down.", checks)
     return {"status": "ready", "checks": checks}
 
 
 @router.get("/metrics", tags=["ops"], summary="Prometheus text: requests, latencies, jobs by status, queue depth",
             response_class=Response,
-            responses={**errors(codes={401: ("unauthorized",)}),
+            responses={**errors(UNAUTHORIZED),
                        200: {"description": "The Prometheus text exposition format; totals only, never per tenant.",
                              "content": {"text/plain": {"schema": {"type": "string"}, "example": (
                                  "# TYPE deepclust_jobs gauge\ndeepclust_jobs{status=\"queued\"} 2.0\n")}}}})
@@ -58,8 +58,8 @@ def metrics(request: Request) -> Response:
     `DEEPCLUST_METRICS_TOKEN` is set, it must be sent as `Authorization: Bearer <token>` (401 otherwise)."""
     token = request.app.state.settings.metrics_token
     if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
-        return error_response(401, "unauthorized", "/metrics needs 'Authorization: Bearer <DEEPCLUST_METRICS_TOKEN>'.",
-                              headers={"WWW-Authenticate": "Bearer"})
+        return UNAUTHORIZED.response("/metrics needs 'Authorization: Bearer <DEEPCLUST_METRICS_TOKEN>'.",
+                                     headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(request.app.state.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -7,15 +7,25 @@ from fastapi import APIRouter, Request, Response
 
 from deepclust.app.plots import service as plots
 from deepclust.app.http.deps import SessionDep, StoreDep, TenantDep
-from deepclust.app.errors import ApiError
+from deepclust.app.errors import (
+    DATABASE_UNAVAILABLE,
+    DATASET_DELETED,
+    JOB_NOT_FOUND,
+    JOB_NOT_SUCCEEDED,
+    MALFORMED_REQUEST,
+    MODEL_DELETED,
+    NOT_IMAGES,
+    NO_LABELS,
+    PLOTTING_UNAVAILABLE,
+    PLOT_NOT_FOUND,
+)
 from deepclust.app.http.openapi import TENANT, errors
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.core.tables import ACTIVE_STATES, Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["plots"], responses=TENANT)
-_ERRORS = errors(400, codes={404: ("job_not_found", "plot_not_found"),
-                             409: ("job_not_succeeded", "no_labels", "not_images", "model_deleted", "dataset_deleted"),
-                             503: ("database_unavailable", "plotting_unavailable")})
+_ERRORS = errors(MALFORMED_REQUEST, JOB_NOT_FOUND, PLOT_NOT_FOUND, JOB_NOT_SUCCEEDED, NO_LABELS, NOT_IMAGES,
+                 MODEL_DELETED, DATASET_DELETED, DATABASE_UNAVAILABLE, PLOTTING_UNAVAILABLE)
 # A 1×1 transparent PNG, as the document's example of an image answer.
 _PNG_EXAMPLE = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 
@@ -30,8 +40,8 @@ _DESCRIPTION = (f"`name` is one of {_NAMES}. `history` is there while the job ru
 def _job(session, tenant: str, job_id: str, name: str) -> Job:
     job = owned(session, Job, job_id, tenant)
     if name not in plots.PLOTS:
-        raise ApiError(404, "plot_not_found", f"There is no plot {name!r}; the plots are {_NAMES}.",
-                       {"plot": name, "plots": list(plots.PLOTS)})
+        raise PLOT_NOT_FOUND(f"There is no plot {name!r}; the plots are {_NAMES}.",
+                             {"plot": name, "plots": list(plots.PLOTS)})
     return job
 
 

@@ -18,7 +18,15 @@ from deepclust.app.core import results
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
-from deepclust.app.errors import ApiError
+from deepclust.app.errors import (
+    DATASET_DELETED,
+    JOB_NOT_SUCCEEDED,
+    MODEL_DELETED,
+    NOT_IMAGES,
+    NO_LABELS,
+    PLOTTING_UNAVAILABLE,
+    ApiError,
+)
 from deepclust.app.trained_models.predict import ModelCache
 from deepclust.models import DeepClusterer, plotting
 
@@ -48,9 +56,9 @@ def plot_png(session: Session, store: ArtifactStore, models: ModelCache, job: Jo
         return store.local_path(f"{key}.png").read_bytes()
     check_available(session, job, name)
     if not plotting.available():
-        raise ApiError(503, "plotting_unavailable", "This server cannot draw plots: matplotlib is not installed "
-                       "(pip install 'deepclust[plot]'). The numbers of each plot are at "
-                       f"/v1/jobs/{job.id}/plots/{name}.json.", {"plot": name})
+        raise PLOTTING_UNAVAILABLE("This server cannot draw plots: matplotlib is not installed "
+                                   "(pip install 'deepclust[plot]'). The numbers of each plot are at "
+                                   f"/v1/jobs/{job.id}/plots/{name}.json.", {"plot": name})
     compute = _prepare(session, store, models, job, name, projection)
     session.rollback()  # the connection goes back to the pool: what follows is slow and reads no database
     with _drawing:
@@ -82,14 +90,14 @@ def check_available(session: Session, job: Job, name: str) -> None:
     if name == "history":
         return
     if job.status != SUCCEEDED:
-        raise ApiError(409, "job_not_succeeded", f"Job {job.id} is {job.status}; the {name} plot exists once it has "
-                       "succeeded (the history plot is there while it runs).", {"status": job.status})
+        raise JOB_NOT_SUCCEEDED(f"Job {job.id} is {job.status}; the {name} plot exists once it has "
+                                "succeeded (the history plot is there while it runs).", {"status": job.status})
     if name == "confusion" and results.metrics(session, job.id).external is None:
-        raise ApiError(409, "no_labels", f"The dataset of job {job.id} has no labels, so there is nothing to compare "
-                       "the clusters with. Upload it with labels to get a confusion matrix.", {"plot": name})
+        raise NO_LABELS(f"The dataset of job {job.id} has no labels, so there is nothing to compare "
+                        "the clusters with. Upload it with labels to get a confusion matrix.", {"plot": name})
     if name == "examples" and len(_sample_shape(session, job)) != 3:
-        raise ApiError(409, "not_images", f"Job {job.id} was trained on feature vectors, not images; example grids "
-                       "exist for image datasets.", {"plot": name})
+        raise NOT_IMAGES(f"Job {job.id} was trained on feature vectors, not images; example grids "
+                         "exist for image datasets.", {"plot": name})
 
 
 def _cache(store: ArtifactStore, key: str, numbers: dict, png: bytes | None = None) -> None:
@@ -169,8 +177,8 @@ def _model(session: Session, models: ModelCache, job: Job) -> DeepClusterer:
         model = models.get(job.model_id) or models.load(job.model_id,
                                                         partial(results.inference_weights, session, job.model_id))
     if model is None:
-        raise ApiError(409, "model_deleted", f"The model of job {job.id} has been deleted, and this plot needs it to "
-                       "embed the samples; it was not drawn before the deletion.", {"id": job.id})
+        raise MODEL_DELETED(f"The model of job {job.id} has been deleted, and this plot needs it to "
+                            "embed the samples; it was not drawn before the deletion.", {"id": job.id})
     return model
 
 
@@ -183,8 +191,8 @@ def _sample_shape(session: Session, job: Job) -> list[int]:
 
 
 def _dataset_gone(job: Job) -> ApiError:
-    return ApiError(409, "dataset_deleted", f"Dataset {job.dataset_id} of job {job.id} has been deleted, and this "
-                    "plot needs its samples; it was not drawn before the deletion.", {"dataset_id": job.dataset_id})
+    return DATASET_DELETED(f"Dataset {job.dataset_id} of job {job.id} has been deleted, and this "
+                           "plot needs its samples; it was not drawn before the deletion.", {"dataset_id": job.dataset_id})
 
 
 def _assignments(session: Session, job_id: str) -> tuple[np.ndarray, np.ndarray]:

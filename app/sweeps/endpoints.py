@@ -5,12 +5,32 @@ from fastapi import APIRouter, Query, Response
 from deepclust.app.sweeps import service as sweeps
 from deepclust.app.http.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
 from deepclust.app.http.paging import LimitQuery, OffsetQuery
+from deepclust.app.errors import (
+    BROKER_UNAVAILABLE,
+    DATABASE_UNAVAILABLE,
+    DATASET_NOT_FOUND,
+    GRID_TOO_LARGE,
+    INVALID_GRID,
+    INVALID_N_CLUSTERS,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    INVALID_SELECTION,
+    MALFORMED_REQUEST,
+    METHOD_INPUT_KIND,
+    PLOTTING_UNAVAILABLE,
+    SWEEP_FINISHED,
+    SWEEP_NOT_FOUND,
+    SWEEP_NOT_SUCCEEDED,
+    TOO_LARGE,
+    UNKNOWN_METHOD,
+    UNSUPPORTED_INPUT_SHAPE,
+    UNSUPPORTED_MEDIA_TYPE,
+)
 from deepclust.app.http.openapi import TENANT, errors
 from deepclust.app.http.paging import Page, page_example
 from deepclust.app.sweeps.schemas import SweepCreate, SweepOut
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=TENANT)
-NOT_FOUND = {404: ("sweep_not_found",)}
 _EXAMPLE = SweepOut.model_config["json_schema_extra"]["examples"][0]
 # A 1×1 transparent PNG, as the document's example of an image answer.
 _PNG_EXAMPLE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -18,11 +38,10 @@ _PNG_EXAMPLE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhf
 
 @router.post("", status_code=202, response_model=SweepOut,
              summary="Sweep K and seeds: one job per grid point, then a label-free recommendation",
-             responses=errors(400, 413, codes={
-                 404: ("dataset_not_found",), 415: ("unsupported_media_type",),
-                 422: ("invalid_request", "unknown_method", "method_input_kind", "invalid_n_clusters", "invalid_params",
-                       "invalid_grid", "grid_too_large", "invalid_selection", "unsupported_input_shape"),
-                 503: ("database_unavailable", "broker_unavailable")}))
+             responses=errors(MALFORMED_REQUEST, DATASET_NOT_FOUND, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE,
+                              INVALID_REQUEST, UNKNOWN_METHOD, METHOD_INPUT_KIND, INVALID_N_CLUSTERS,
+                              INVALID_PARAMS, INVALID_GRID, GRID_TOO_LARGE, INVALID_SELECTION,
+                              UNSUPPORTED_INPUT_SHAPE, DATABASE_UNAVAILABLE, BROKER_UNAVAILABLE))
 def create_sweep(body: SweepCreate, response: Response, session: SessionDep, dispatcher: DispatcherDep,
                  tenant: TenantDep) -> SweepOut:
     """Start a sweep: one ordinary job per (K, seed), listed, cancellable and resumable like any
@@ -34,7 +53,7 @@ def create_sweep(body: SweepCreate, response: Response, session: SessionDep, dis
 
 
 @router.get("", response_model=Page[SweepOut], summary="List your sweeps, newest first",
-            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(_EXAMPLE)}}}})
+            responses={**errors(MALFORMED_REQUEST), 200: {"content": {"application/json": {"example": page_example(_EXAMPLE)}}}})
 def list_sweeps(session: SessionDep, tenant: TenantDep,
                 dataset_id: str | None = Query(None, description="Only sweeps of this dataset."),
                 limit: LimitQuery = 50, offset: OffsetQuery = 0) -> Page[SweepOut]:
@@ -44,7 +63,7 @@ def list_sweeps(session: SessionDep, tenant: TenantDep,
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, summary="One sweep: status, progress, result",
-            responses=errors(codes=NOT_FOUND))
+            responses=errors(SWEEP_NOT_FOUND))
 def get_sweep(sweep_id: str, session: SessionDep, tenant: TenantDep) -> SweepOut:
     """The sweep with the progress of its jobs and, once succeeded, its result table."""
     sweep = sweeps.owned_sweep(session, sweep_id, tenant)
@@ -53,7 +72,7 @@ def get_sweep(sweep_id: str, session: SessionDep, tenant: TenantDep) -> SweepOut
 
 @router.post("/{sweep_id}/cancel", status_code=202, response_model=SweepOut,
              summary="Cancel every job of the sweep that has not ended",
-             responses=errors(codes={**NOT_FOUND, 409: ("sweep_finished",)}))
+             responses=errors(SWEEP_NOT_FOUND, SWEEP_FINISHED))
 def cancel_sweep(sweep_id: str, session: SessionDep, store: StoreDep, tenant: TenantDep) -> SweepOut:
     """Cancel the sweep's queued and running jobs (running ones stop within an epoch); the sweep
     then ends `cancelled`. A finished sweep answers 409."""
@@ -62,8 +81,7 @@ def cancel_sweep(sweep_id: str, session: SessionDep, store: StoreDep, tenant: Te
 
 
 @router.get("/{sweep_id}/plot.png", response_class=Response,
-            responses={**errors(codes={**NOT_FOUND, 409: ("sweep_not_succeeded",),
-                                       503: ("database_unavailable", "plotting_unavailable")}),
+            responses={**errors(SWEEP_NOT_FOUND, SWEEP_NOT_SUCCEEDED, DATABASE_UNAVAILABLE, PLOTTING_UNAVAILABLE),
                        200: {"description": "Each criterion against K, one dot per run, the mean per K as a line, "
                                             "the recommended K marked",
                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"},

@@ -13,7 +13,17 @@ from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, Sweep, SweepJob
-from deepclust.app.errors import ApiError, invalid, not_found
+from deepclust.app.errors import (
+    BROKER_UNAVAILABLE,
+    GRID_TOO_LARGE,
+    INVALID_GRID,
+    INVALID_N_CLUSTERS,
+    INVALID_SELECTION,
+    PLOTTING_UNAVAILABLE,
+    SWEEP_FINISHED,
+    SWEEP_NOT_SUCCEEDED,
+    not_found,
+)
 from deepclust.app.jobs.service import method_for, validated_params
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.sweeps.schemas import SweepCreate
@@ -35,24 +45,24 @@ def grid(body: SweepCreate, n_samples: int) -> tuple[list[int], list[int]]:
     ks = body.cluster_values()
     seeds = body.seed_values()
     if not ks:
-        raise invalid("invalid_n_clusters", "n_clusters gives no K: use a non-empty list or a range with "
-                      "min <= max.", n_clusters=body.model_dump()["n_clusters"])
+        raise INVALID_N_CLUSTERS("n_clusters gives no K: use a non-empty list or a range with "
+                                 "min <= max.", n_clusters=body.model_dump()["n_clusters"])
     bad = [k for k in ks if not 2 <= k <= n_samples]
     if bad:
-        raise invalid("invalid_n_clusters", f"every K must be between 2 and the number of samples ({n_samples}); "
-                      f"not {bad}.", n_clusters=bad, n_samples=n_samples)
+        raise INVALID_N_CLUSTERS(f"every K must be between 2 and the number of samples ({n_samples}); "
+                                 f"not {bad}.", n_clusters=bad, n_samples=n_samples)
     for name, values in (("n_clusters", ks), ("seeds", seeds)):
         if len(set(values)) != len(values):
-            raise invalid("invalid_grid", f"{name} repeats a value: {values}.", field=name)
+            raise INVALID_GRID(f"{name} repeats a value: {values}.", field=name)
     if len(ks) * len(seeds) > MAX_GRID:
-        raise invalid("grid_too_large", f"{len(ks)} K's x {len(seeds)} seeds is {len(ks) * len(seeds)} jobs; at "
-                      f"most {MAX_GRID} per sweep.", jobs=len(ks) * len(seeds), limit=MAX_GRID)
+        raise GRID_TOO_LARGE(f"{len(ks)} K's x {len(seeds)} seeds is {len(ks) * len(seeds)} jobs; at "
+                             f"most {MAX_GRID} per sweep.", jobs=len(ks) * len(seeds), limit=MAX_GRID)
     if body.selection not in model_selection.CRITERIA:
-        raise invalid("invalid_selection", f"selection must be one of {sorted(model_selection.CRITERIA)}; got "
-                      f"{body.selection!r}.", selection=body.selection)
+        raise INVALID_SELECTION(f"selection must be one of {sorted(model_selection.CRITERIA)}; got "
+                                f"{body.selection!r}.", selection=body.selection)
     if body.selection == "stability" and len(seeds) < 2:
-        raise invalid("invalid_selection", "selection 'stability' compares runs of one K under different seeds: "
-                      "give at least two seeds (or n_restarts >= 2).", seeds=seeds)
+        raise INVALID_SELECTION("selection 'stability' compares runs of one K under different seeds: "
+                                "give at least two seeds (or n_restarts >= 2).", seeds=seeds)
     return ks, seeds
 
 
@@ -94,8 +104,8 @@ def create_sweep(session: Session, dispatcher: Dispatcher, tenant: str, body: Sw
             session.delete(job)
         session.delete(sweep)
         session.commit()
-        raise ApiError(503, "broker_unavailable", "The job queue (broker) is not answering; nothing was "
-                       "created, try again shortly.", {"reason": str(exc)}) from None
+        raise BROKER_UNAVAILABLE("The job queue (broker) is not answering; nothing was "
+                                 "created, try again shortly.", {"reason": str(exc)}) from None
     return sweep
 
 
@@ -119,8 +129,8 @@ def cancel_sweep(session: Session, store: ArtifactStore, tenant: str, sweep_id: 
     the sweep is ``cancelled`` as soon as they all have ended."""
     sweep = owned_sweep(session, sweep_id, tenant)
     if sweep.status not in sweepstate.ACTIVE:
-        raise ApiError(409, "sweep_finished", f"Sweep {sweep_id} has already {sweep.status}; there is nothing "
-                       "to cancel.", {"status": sweep.status})
+        raise SWEEP_FINISHED(f"Sweep {sweep_id} has already {sweep.status}; there is nothing "
+                             "to cancel.", {"status": sweep.status})
     sweep.cancel_requested = True
     session.add(sweep)
     session.commit()
@@ -136,11 +146,11 @@ def cancel_sweep(session: Session, store: ArtifactStore, tenant: str, sweep_id: 
 def plot_png(session: Session, tenant: str, sweep_id: str) -> bytes:
     sweep = owned_sweep(session, sweep_id, tenant)
     if sweep.status != SUCCEEDED:
-        raise ApiError(409, "sweep_not_succeeded", f"Sweep {sweep_id} is {view(session, sweep)['status']}; its plot "
-                       "exists once it has succeeded.", {"status": sweep.status})
+        raise SWEEP_NOT_SUCCEEDED(f"Sweep {sweep_id} is {view(session, sweep)['status']}; its plot "
+                                  "exists once it has succeeded.", {"status": sweep.status})
     try:
         return model_selection.plot_sweep(sweep.result["table"], recommended=sweep.result["recommended"]["n_clusters"],
                                           title=f"{sweep.method} sweep {sweep.id}")
     except ImportError:
-        raise ApiError(503, "plotting_unavailable", "This server has no matplotlib; install deepclust[plot].",
-                       {}) from None
+        raise PLOTTING_UNAVAILABLE("This server has no matplotlib; install deepclust[plot].",
+                                   {}) from None

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from deepclust.app.core.db import utcnow
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.tables import ApiKey, Tenant
-from deepclust.app.errors import ApiError
+from deepclust.app.errors import UNAUTHORIZED, ApiError
 
 # Everything belongs to this tenant while auth is disabled (the embedded default).
 LOCAL_TENANT = "local"
@@ -52,7 +52,7 @@ def create_key(session: Session, name: str, tenant_id: str | None = None,
 
 
 def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+    return UNAUTHORIZED(message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def tenant_for_key(session: Session, authorization: str | None) -> str:

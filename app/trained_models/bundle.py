@@ -16,7 +16,13 @@ import numpy as np
 
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.tables import TrainedModel
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import (
+    INVALID_MODEL_BUNDLE,
+    ONNX_UNAVAILABLE,
+    TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    ApiError,
+)
 from deepclust.models import DeepClusterer
 
 WEIGHTS, MANIFEST = "model.safetensors", "manifest.json"
@@ -35,20 +41,20 @@ def bundle_onnx(model: DeepClusterer) -> bytes:
     from deepclust.models.onnx_export import onnx_available, to_onnx
 
     if not onnx_available():
-        raise ApiError(503, "onnx_unavailable", "ONNX export is not installed on this server: install the optional "
-                       "extra there (pip install 'deepclust[onnx]'), or download the zip and export with the library.")
+        raise ONNX_UNAVAILABLE("ONNX export is not installed on this server: install the optional "
+                               "extra there (pip install 'deepclust[onnx]'), or download the zip and export with the library.")
     return to_onnx(model)
 
 
 def _bad(message: str, **details) -> ApiError:
-    return invalid("invalid_model_bundle", message, **details)
+    return INVALID_MODEL_BUNDLE(message, **details)
 
 
 def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict]:
     """The weights and the manifest of an uploaded zip, or a 422 saying what is wrong."""
     if not zipfile.is_zipfile(path):
-        raise ApiError(415, "unsupported_media_type", "A model is imported as a zip of model.safetensors and "
-                       "manifest.json (GET /v1/models/{id}/download, or DeepClusterer.save then zip).")
+        raise UNSUPPORTED_MEDIA_TYPE("A model is imported as a zip of model.safetensors and "
+                                     "manifest.json (GET /v1/models/{id}/download, or DeepClusterer.save then zip).")
     try:
         with zipfile.ZipFile(path) as bundle:
             members = {}
@@ -64,8 +70,8 @@ def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict]:
                 raise _bad(f"The zip lacks {' and '.join(missing)}; it must hold model.safetensors and manifest.json.",
                            missing=missing)
             if members[MANIFEST].file_size > MAX_MANIFEST_BYTES or sum(i.file_size for i in members.values()) > max_expanded_bytes:
-                raise ApiError(413, "too_large", "The model expands beyond the server's limit (DEEPCLUST_MAX_EXPANDED_BYTES).",
-                               {"limit": max_expanded_bytes})
+                raise TOO_LARGE("The model expands beyond the server's limit (DEEPCLUST_MAX_EXPANDED_BYTES).",
+                                {"limit": max_expanded_bytes})
             weights = _read(bundle, members[WEIGHTS])
             manifest_bytes = _read(bundle, members[MANIFEST])
     except (zipfile.BadZipFile, EOFError, OSError) as exc:

@@ -14,8 +14,41 @@ from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core import results
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.tables import TrainedModel
-from deepclust.app.datasets.endpoints import ARCHIVE_ERRORS, UPLOAD_ERRORS
-from deepclust.app.errors import ApiError, not_found
+from deepclust.app.errors import (
+    ARCHIVE_LINK,
+    ARCHIVE_SPECIAL_FILE,
+    DATABASE_UNAVAILABLE,
+    DUPLICATE_MEMBER,
+    ENCRYPTED_ARCHIVE,
+    IMAGE_INPUT_UNSUPPORTED,
+    INVALID_ARCHIVE,
+    INVALID_FILE,
+    INVALID_INSTANCES,
+    INVALID_MODEL_BUNDLE,
+    INVALID_REQUEST,
+    LABEL_COLUMN_UNSUPPORTED,
+    MALFORMED_REQUEST,
+    MISSING_ARRAY,
+    MISSING_FILE,
+    MODEL_NOT_FOUND,
+    NON_FINITE,
+    NON_NUMERIC,
+    NO_IMAGES,
+    ONE_DIMENSIONAL,
+    ONNX_UNAVAILABLE,
+    PICKLED_DATA,
+    RAGGED_ROWS,
+    TOO_LARGE,
+    TOO_MANY_DIMENSIONS,
+    TRUNCATED_FILE,
+    UNKNOWN_LABEL_COLUMN,
+    UNREADABLE_IMAGE,
+    UNSAFE_PATH,
+    UNSUPPORTED_FORMAT,
+    UNSUPPORTED_MEDIA_TYPE,
+    WRONG_SHAPE,
+    not_found,
+)
 from deepclust.app.datasets.ingest.image_inputs import image_rows
 from deepclust.app.datasets.ingest.tabular import canonicalize, detect_format
 from deepclust.app.trained_models.bundle import bundle_onnx, bundle_zip, import_model
@@ -26,7 +59,6 @@ from deepclust.app.trained_models.schemas import MODEL_EXAMPLE, ModelOut, Predic
 from deepclust.app.http.uploads import is_multipart, receive_form
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=TENANT)
-NOT_FOUND = {404: ("model_not_found",)}
 
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": PredictIn.model_json_schema(),
@@ -49,7 +81,7 @@ def _model_out(session: Session, row: TrainedModel) -> ModelOut:
 
 
 @router.get("", response_model=Page[ModelOut], summary="List your models, newest first",
-            responses={**errors(400), 200: {"content": {"application/json": {"example": page_example(MODEL_EXAMPLE)}}}})
+            responses={**errors(MALFORMED_REQUEST), 200: {"content": {"application/json": {"example": page_example(MODEL_EXAMPLE)}}}})
 async def list_models(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
                       offset: OffsetQuery = 0) -> Page[ModelOut]:
     """Your models (each succeeded job makes one; imports add more), newest first."""
@@ -70,8 +102,8 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-da
 
 
 @router.post("", status_code=201, response_model=ModelOut, openapi_extra=_IMPORT_BODY,
-             responses=errors(413, 415, codes={400: ("malformed_request", "missing_file"),
-                                               422: ("invalid_model_bundle",)}),
+             responses=errors(MALFORMED_REQUEST, MISSING_FILE, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE,
+                              INVALID_MODEL_BUNDLE),
              summary="Import a model trained elsewhere with the library (a zip of model.safetensors + manifest.json)")
 async def import_bundle(request: Request, response: Response, db: DbDep, store: StoreDep,
                         settings: SettingsDep, tenant: TenantDep) -> ModelOut:
@@ -83,7 +115,7 @@ async def import_bundle(request: Request, response: Response, db: DbDep, store: 
         form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",),
                                   digest=False)
         if "file" not in form.files:
-            raise ApiError(400, "missing_file", "The form has no 'file' part; send the zip as multipart field 'file'.")
+            raise MISSING_FILE("The form has no 'file' part; send the zip as multipart field 'file'.")
         row, weights = await run_in_threadpool(import_model, tenant, form.files["file"].path,
                                                settings.max_expanded_bytes)
 
@@ -97,7 +129,7 @@ async def import_bundle(request: Request, response: Response, db: DbDep, store: 
     return out
 
 
-@router.get("/{model_id}", response_model=ModelOut, summary="One model", responses=errors(codes=NOT_FOUND))
+@router.get("/{model_id}", response_model=ModelOut, summary="One model", responses=errors(MODEL_NOT_FOUND))
 async def get_model(model_id: str, db: DbDep, tenant: TenantDep) -> ModelOut:
     """The model: method, params, input shape, the training job's metrics, source job and dataset."""
     return await db.run(_model, model_id, tenant)
@@ -111,7 +143,7 @@ def _model(session: Session, model_id: str, tenant: str) -> ModelOut:
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response, summary="Delete a model",
-               responses=errors(codes=NOT_FOUND))
+               responses=errors(MODEL_NOT_FOUND))
 async def delete_model(model_id: str, request: Request, db: DbDep, tenant: TenantDep) -> Response:
     """Delete the model; its job keeps its labels and metrics (and shows model_id null)."""
     await db.run(lifecycle.delete_model, tenant, model_id)
@@ -120,7 +152,7 @@ async def delete_model(model_id: str, request: Request, db: DbDep, tenant: Tenan
 
 
 @router.get("/{model_id}/download", response_class=Response,
-            responses={**errors(400, codes={**NOT_FOUND, 503: ("database_unavailable", "onnx_unavailable")}),
+            responses={**errors(MALFORMED_REQUEST, MODEL_NOT_FOUND, DATABASE_UNAVAILABLE, ONNX_UNAVAILABLE),
                        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"},
                                                              "example": "(a zip: model.safetensors, manifest.json)"},
                                          "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
@@ -160,12 +192,13 @@ async def _cached_model(request: Request, db: Database, model_id: str):
 
 @router.post("/{model_id}/predict", response_model=PredictOut, response_model_exclude_none=True,
              openapi_extra=_PREDICT_BODY,
-             responses={**errors(413, codes={400: ("malformed_request", "missing_file"), **NOT_FOUND,
-                                             415: ("unsupported_media_type", "unsupported_format"),
-                                             422: ("invalid_request", "invalid_instances", "wrong_shape",
-                                                   "ragged_rows", "non_numeric", "non_finite", *UPLOAD_ERRORS[2:],
-                                                   "label_column_unsupported", "unknown_label_column",
-                                                   "image_input_unsupported", *ARCHIVE_ERRORS[:8])}),
+             responses={**errors(MALFORMED_REQUEST, MISSING_FILE, MODEL_NOT_FOUND, TOO_LARGE,
+                                 UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_FORMAT, INVALID_REQUEST, INVALID_INSTANCES,
+                                 WRONG_SHAPE, RAGGED_ROWS, NON_NUMERIC, NON_FINITE, ONE_DIMENSIONAL,
+                                 TOO_MANY_DIMENSIONS, INVALID_FILE, TRUNCATED_FILE, PICKLED_DATA, MISSING_ARRAY,
+                                 LABEL_COLUMN_UNSUPPORTED, UNKNOWN_LABEL_COLUMN, IMAGE_INPUT_UNSUPPORTED,
+                                 UNSAFE_PATH, ARCHIVE_LINK, ARCHIVE_SPECIAL_FILE, DUPLICATE_MEMBER,
+                                 ENCRYPTED_ARCHIVE, INVALID_ARCHIVE, NO_IMAGES, UNREADABLE_IMAGE),
                         200: {"description": "Labels and probabilities (and embeddings with `?embeddings=true`). "
                                              "With `Accept: application/x-npy`, one structured `.npy` with the "
                                              "fields `labels` (int64), `probabilities` and `embeddings` (float32 "
@@ -192,7 +225,7 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
             form = await receive_form(request, stack, store, settings.max_upload_bytes, file_fields=("file",),
                                       text_fields=("label_column",), digest=False)
             if "file" not in form.files:
-                raise ApiError(400, "missing_file", "The form has no 'file' part.")
+                raise MISSING_FILE("The form has no 'file' part.")
             upload = form.files["file"]
             x_path = stack.enter_context(store.staging_file(".npy"))
 
@@ -208,7 +241,7 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
 
             return Response(await run_in_threadpool(from_file), media_type=media_type)
     if not request.headers.get("content-type", "").startswith("application/json"):
-        raise ApiError(415, "unsupported_media_type", "Send JSON {\"instances\": [[...], ...]} or a multipart 'file'.")
+        raise UNSUPPORTED_MEDIA_TYPE("Send JSON {\"instances\": [[...], ...]} or a multipart 'file'.")
     body = await request.body()
     content = await run_in_threadpool(answer_json, model, body, card.sample_shape, embeddings, npy)
     return Response(content, media_type=media_type)

@@ -16,7 +16,15 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import (
+    INVALID_INSTANCES,
+    INVALID_REQUEST,
+    MALFORMED_REQUEST,
+    NON_FINITE,
+    NON_NUMERIC,
+    RAGGED_ROWS,
+    WRONG_SHAPE,
+)
 from deepclust.app.trained_models.schemas import PredictIn
 from deepclust.models import DeepClusterer
 
@@ -83,12 +91,12 @@ def parse_body(body: bytes) -> list:
             data = json.loads(body)
         except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
             reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
-            raise ApiError(400, "malformed_request", f"The body is not valid JSON: {reason}") from None
+            raise MALFORMED_REQUEST(f"The body is not valid JSON: {reason}") from None
     try:
         return PredictIn.model_validate(data).instances
     except ValidationError as exc:
-        raise ApiError(422, "invalid_request", "The body must be {\"instances\": [[...], ...]}.",
-                       {"errors": json.loads(exc.json(include_url=False, include_input=False))}) from None
+        raise INVALID_REQUEST("The body must be {\"instances\": [[...], ...]}.",
+                              {"errors": json.loads(exc.json(include_url=False, include_input=False))}) from None
 
 
 def instances_array(instances: list) -> np.ndarray:
@@ -96,16 +104,16 @@ def instances_array(instances: list) -> np.ndarray:
     try:
         X = np.asarray(instances)
     except (ValueError, TypeError):
-        raise invalid("ragged_rows", "The instances are ragged: every row must have the same shape.") from None
+        raise RAGGED_ROWS("The instances are ragged: every row must have the same shape.") from None
     if X.dtype.kind not in "biuf":
-        raise invalid("non_numeric", "Every instance value must be a number (no strings or nulls).")
+        raise NON_NUMERIC("Every instance value must be a number (no strings or nulls).")
     if X.ndim < 2 or X.shape[0] == 0:
-        raise invalid("invalid_instances", "instances must be a non-empty list of rows, e.g. [[0.1, 0.2], [0.3, 0.4]].",
-                      shape=list(X.shape))
+        raise INVALID_INSTANCES("instances must be a non-empty list of rows, e.g. [[0.1, 0.2], [0.3, 0.4]].",
+                                shape=list(X.shape))
     with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused just below
         X = X.astype(np.float32)
     if not np.isfinite(X).all():
-        raise invalid("non_finite", "The instances contain NaN, infinity or values too large for float32.")
+        raise NON_FINITE("The instances contain NaN, infinity or values too large for float32.")
     return X
 
 
@@ -114,8 +122,8 @@ def check_shape(X: np.ndarray, sample_shape: list[int]) -> np.ndarray:
     width = int(np.prod(sample_shape))
     if list(X.shape[1:]) == list(sample_shape) or (X.ndim == 2 and X.shape[1] == width):
         return X
-    raise invalid("wrong_shape", f"Each instance must have shape {sample_shape} (or {width} values flattened); "
-                  f"got {list(X.shape[1:])}.", expected=sample_shape, got=list(X.shape[1:]))
+    raise WRONG_SHAPE(f"Each instance must have shape {sample_shape} (or {width} values flattened); "
+                      f"got {list(X.shape[1:])}.", expected=sample_shape, got=list(X.shape[1:]))
 
 
 # -- output ------------------------------------------------------------------------------------

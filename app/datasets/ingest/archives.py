@@ -36,7 +36,26 @@ import numpy as np
 
 from deepclust.app.core.npyfile import NpyWriter
 from deepclust.app.core.settings import Settings
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import (
+    ARCHIVE_LINK,
+    ARCHIVE_SPECIAL_FILE,
+    DUPLICATE_MEMBER,
+    ENCRYPTED_ARCHIVE,
+    IMAGE_FILE_TOO_LARGE,
+    IMAGE_OPTIONS_UNSUPPORTED,
+    INVALID_ARCHIVE,
+    INVALID_LABELS,
+    LABEL_COLUMN_UNSUPPORTED,
+    MISSING_LABELS,
+    NO_IMAGES,
+    TOO_FEW_SAMPLES,
+    TOO_LARGE,
+    TOO_MANY_MEMBERS,
+    UNKNOWN_LABEL_PATH,
+    UNSAFE_PATH,
+    UNSUPPORTED_FORMAT,
+    ApiError,
+)
 from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name, read_header
 from deepclust.app.datasets.ingest.tabular import Canonical, detect_format, label_codes
 
@@ -89,8 +108,8 @@ def detect_upload_format(filename: str, path: Path) -> str:
     if fmt is not None:
         return fmt
     if is_image_name(filename):
-        raise ApiError(415, "unsupported_format", f"{filename!r} is one image; a dataset of images is an archive "
-                       "(.zip, .tar, .tar.gz or .tgz) of them, e.g. one folder per class.", {"filename": filename})
+        raise UNSUPPORTED_FORMAT(f"{filename!r} is one image; a dataset of images is an archive "
+                                 "(.zip, .tar, .tar.gz or .tgz) of them, e.g. one folder per class.", {"filename": filename})
     try:
         return detect_format(filename, path)
     except ApiError as exc:
@@ -103,51 +122,51 @@ def archive_options(fmt: str, fields: dict[str, str], settings: Settings) -> Ima
     """The image options of an upload form; they (and only they) apply to archives."""
     options = ImageOptions.from_form(fields.get("image_size"), fields.get("color"), settings.max_image_pixels)
     if fmt not in ARCHIVE_FORMATS and options != ImageOptions():
-        raise invalid("image_options_unsupported", f"image_size and color apply to image archives (.zip, .tar, "
-                      f".tar.gz), not to {fmt}.", format=fmt)
+        raise IMAGE_OPTIONS_UNSUPPORTED(f"image_size and color apply to image archives (.zip, .tar, "
+                                        f".tar.gz), not to {fmt}.", format=fmt)
     if fmt in ARCHIVE_FORMATS and fields.get("label_column"):
-        raise invalid("label_column_unsupported", "label_column applies to csv, tsv and parquet; an archive takes "
-                      "its labels from a labels.csv member, its folder names, or a 'labels' file.",
-                      label_column=fields["label_column"])
+        raise LABEL_COLUMN_UNSUPPORTED("label_column applies to csv, tsv and parquet; an archive takes "
+                                       "its labels from a labels.csv member, its folder names, or a 'labels' file.",
+                                       label_column=fields["label_column"])
     return options
 
 
 # -- refusals ----------------------------------------------------------------------------------
 
 def _invalid_archive(fmt: str, exc: BaseException) -> ApiError:
-    return invalid("invalid_archive", f"The {fmt} archive cannot be read: it is truncated, corrupt or not a "
-                   f"{fmt} file ({type(exc).__name__}: {exc}).", format=fmt)
+    return INVALID_ARCHIVE(f"The {fmt} archive cannot be read: it is truncated, corrupt or not a "
+                           f"{fmt} file ({type(exc).__name__}: {exc}).", format=fmt)
 
 
 def _too_many_members(limit: int) -> ApiError:
-    return ApiError(413, "too_many_members", f"The archive has more than {limit} members "
-                    "(DEEPCLUST_MAX_ARCHIVE_MEMBERS).", {"limit": limit})
+    return TOO_MANY_MEMBERS(f"The archive has more than {limit} members "
+                            "(DEEPCLUST_MAX_ARCHIVE_MEMBERS).", {"limit": limit})
 
 
 def _too_large_expanded(size: int, limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The archive expands to more than {limit} bytes "
-                    "(DEEPCLUST_MAX_EXPANDED_BYTES).", {"expanded_bytes": size, "limit": limit})
+    return TOO_LARGE(f"The archive expands to more than {limit} bytes "
+                     "(DEEPCLUST_MAX_EXPANDED_BYTES).", {"expanded_bytes": size, "limit": limit})
 
 
 def _member_too_large(name: str, size: int, limit: int) -> ApiError:
-    return ApiError(413, "image_file_too_large", f"Member {name!r} is {size} bytes, more than the {limit} bytes "
-                    "one image file may have (DEEPCLUST_MAX_IMAGE_FILE_BYTES).",
-                    {"member": name, "size": size, "limit": limit})
+    return IMAGE_FILE_TOO_LARGE(f"Member {name!r} is {size} bytes, more than the {limit} bytes "
+                                "one image file may have (DEEPCLUST_MAX_IMAGE_FILE_BYTES).",
+                                {"member": name, "size": size, "limit": limit})
 
 
 def _unsafe(name: str, why: str) -> ApiError:
-    return invalid("unsafe_path", f"Member {name!r} {why}; archives may hold only relative paths inside "
-                   "themselves.", member=name)
+    return UNSAFE_PATH(f"Member {name!r} {why}; archives may hold only relative paths inside "
+                       "themselves.", member=name)
 
 
 def _link(name: str) -> ApiError:
-    return invalid("archive_link", f"Member {name!r} is a link; archives with symbolic or hard links are refused.",
-                   member=name)
+    return ARCHIVE_LINK(f"Member {name!r} is a link; archives with symbolic or hard links are refused.",
+                        member=name)
 
 
 def _special(name: str) -> ApiError:
-    return invalid("archive_special_file", f"Member {name!r} is a device, fifo or other special file; archives may "
-                   "hold only regular files and folders.", member=name)
+    return ARCHIVE_SPECIAL_FILE(f"Member {name!r} is a device, fifo or other special file; archives may "
+                                "hold only regular files and folders.", member=name)
 
 
 # -- walking members ---------------------------------------------------------------------------
@@ -207,8 +226,8 @@ def _walk_zip(path: Path, fmt: str, budget: _Budget, wanted: Wanted) -> Iterator
                 if info.is_dir() or kind == stat.S_IFDIR or is_skipped(name) or not wanted(name):
                     continue
                 if info.flag_bits & 0x1:
-                    raise invalid("encrypted_archive", f"Member {name!r} is encrypted; upload an archive without "
-                                  "a password.", member=name)
+                    raise ENCRYPTED_ARCHIVE(f"Member {name!r} is encrypted; upload an archive without "
+                                            "a password.", member=name)
                 if info.file_size > budget.limits.max_member_bytes:
                     raise _member_too_large(name, info.file_size, budget.limits.max_member_bytes)
                 yield name, zf.read(info)  # never more than file_size bytes; the CRC is checked
@@ -268,8 +287,8 @@ def survey(path: Path, fmt: str, limits: ArchiveLimits, *, read_labels: bool) ->
             result.label_files[name.rpartition("/")[0]] = data
             continue
         if name in seen:
-            raise invalid("duplicate_member", f"The archive holds {name!r} twice; each image path must be unique.",
-                          member=name)
+            raise DUPLICATE_MEMBER(f"The archive holds {name!r} twice; each image path must be unique.",
+                                   member=name)
         seen.add(name)
         header = read_header(data, name, limits.max_image_pixels)
         result.names.append(name)
@@ -330,9 +349,9 @@ def _csv_labels(text: bytes, full: list[str], relative: list[str]) -> list[str]:
     try:
         rows = [r for r in csv.reader(io.StringIO(text.decode("utf-8-sig"))) if any(c.strip() for c in r)]
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise invalid("invalid_labels", f"labels.csv is not readable UTF-8 CSV ({exc}).") from None
+        raise INVALID_LABELS(f"labels.csv is not readable UTF-8 CSV ({exc}).") from None
     if not rows:
-        raise invalid("invalid_labels", "labels.csv is empty; it needs one 'path,label' row per image.")
+        raise INVALID_LABELS("labels.csv is empty; it needs one 'path,label' row per image.")
     header = [c.strip().lower() for c in rows[0]]
     if "path" in header and "label" in header:
         path_col, label_col, rows = header.index("path"), header.index("label"), rows[1:]
@@ -342,20 +361,20 @@ def _csv_labels(text: bytes, full: list[str], relative: list[str]) -> list[str]:
     labels: list[str | None] = [None] * len(full)
     for row in rows:
         if len(row) <= max(path_col, label_col) or not row[path_col].strip() or not row[label_col].strip():
-            raise invalid("invalid_labels", f"labels.csv row {row!r} needs a path and a label.", row=row)
+            raise INVALID_LABELS(f"labels.csv row {row!r} needs a path and a label.", row=row)
         path = "/".join(p for p in re.split(r"[\\/]", row[path_col].strip()) if p not in ("", "."))
         if path not in index:
-            raise invalid("unknown_label_path", f"labels.csv names {path!r}, which is not an image of the archive.",
-                          path=path)
+            raise UNKNOWN_LABEL_PATH(f"labels.csv names {path!r}, which is not an image of the archive.",
+                                     path=path)
         i = index[path]
         if labels[i] is not None:
-            raise invalid("invalid_labels", f"labels.csv gives {path!r} a label twice.", path=path)
+            raise INVALID_LABELS(f"labels.csv gives {path!r} a label twice.", path=path)
         labels[i] = row[label_col].strip()
     missing = [full[i] for i, label in enumerate(labels) if label is None]
     if missing:
-        raise invalid("missing_labels", f"labels.csv has no label for {len(missing)} image(s), e.g. "
-                      f"{', '.join(repr(m) for m in missing[:3])}; every image needs one.",
-                      n_missing=len(missing), examples=missing[:10])
+        raise MISSING_LABELS(f"labels.csv has no label for {len(missing)} image(s), e.g. "
+                             f"{', '.join(repr(m) for m in missing[:3])}; every image needs one.",
+                             n_missing=len(missing), examples=missing[:10])
     return labels  # type: ignore[return-value]
 
 
@@ -380,11 +399,11 @@ def read_archive(src: Path, fmt: str, out: Path, *, options: ImageOptions, limit
     """Write the images of archive ``src`` to the float32 ``.npy`` at ``out`` (values 0..255)."""
     found = survey(src, fmt, limits, read_labels=with_labels)
     if not found.names:
-        raise invalid("no_images", "The archive holds no image (PNG, JPEG, BMP, TIFF or WebP, by file name; "
-                      "__MACOSX/ and dotfiles are skipped).", format=fmt)
+        raise NO_IMAGES("The archive holds no image (PNG, JPEG, BMP, TIFF or WebP, by file name; "
+                        "__MACOSX/ and dotfiles are skipped).", format=fmt)
     if len(found.names) < min_samples:
-        raise invalid("too_few_samples", f"Clustering needs at least {min_samples} images; the archive holds "
-                      f"{len(found.names)}.", n_samples=len(found.names))
+        raise TOO_FEW_SAMPLES(f"Clustering needs at least {min_samples} images; the archive holds "
+                              f"{len(found.names)}.", n_samples=len(found.names))
     options = found.options(options)
     height, width = options.size
     nbytes = len(found.names) * options.channels * height * width * 4

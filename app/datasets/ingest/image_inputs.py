@@ -17,7 +17,7 @@ from deepclust.app.datasets.ingest.archives import ArchiveLimits, archive_format
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.results import ModelCard
 from deepclust.app.core.settings import Settings
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import IMAGE_FILE_TOO_LARGE, IMAGE_INPUT_UNSUPPORTED
 from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name
 from deepclust.app.http.uploads import UploadedFile
 from deepclust.models import DeepClusterer
@@ -27,13 +27,13 @@ def training_image_options(card: ModelCard, model: DeepClusterer) -> ImageOption
     """How the model's training images were made; 422 if image files cannot be made like them."""
     shape = list(card.sample_shape)
     if len(shape) != 3 or shape[0] not in (1, 3):
-        raise invalid("image_input_unsupported", f"Model {card.id} takes samples of shape {shape}; image files can "
-                      "be sent only to a model trained on 1-channel (grayscale) or 3-channel (rgb) images. Send "
-                      "the rows as JSON instances or a feature file.", sample_shape=shape)
+        raise IMAGE_INPUT_UNSUPPORTED(f"Model {card.id} takes samples of shape {shape}; image files can "
+                                      "be sent only to a model trained on 1-channel (grayscale) or 3-channel (rgb) images. Send "
+                                      "the rows as JSON instances or a feature file.", sample_shape=shape)
     if model.scaler_.kind != "divide255":
-        raise invalid("image_input_unsupported", f"Model {card.id} was trained on image arrays that were not 8-bit "
-                      "pixels, so image files cannot be scaled like its training data; send an .npy or .npz "
-                      "preprocessed like the training data.", sample_shape=shape)
+        raise IMAGE_INPUT_UNSUPPORTED(f"Model {card.id} was trained on image arrays that were not 8-bit "
+                                      "pixels, so image files cannot be scaled like its training data; send an .npy or .npz "
+                                      "preprocessed like the training data.", sample_shape=shape)
     return ImageOptions.for_sample_shape(shape)
 
 
@@ -50,8 +50,8 @@ def image_rows(upload: UploadedFile, card: ModelCard, model: DeepClusterer, out:
         read_archive(upload.path, fmt, out, options=options, limits=limits, with_labels=False, min_samples=1)
         return open_array(out)
     if upload.size > limits.max_member_bytes:
-        raise ApiError(413, "image_file_too_large", f"The image is {upload.size} bytes, more than the "
-                       f"{limits.max_member_bytes} bytes one image file may have (DEEPCLUST_MAX_IMAGE_FILE_BYTES).",
-                       {"size": upload.size, "limit": limits.max_member_bytes})
+        raise IMAGE_FILE_TOO_LARGE(f"The image is {upload.size} bytes, more than the "
+                                   f"{limits.max_member_bytes} bytes one image file may have (DEEPCLUST_MAX_IMAGE_FILE_BYTES).",
+                                   {"size": upload.size, "limit": limits.max_member_bytes})
     pixels = decode(upload.path.read_bytes(), upload.filename, options, limits.max_image_pixels)
     return pixels[None].astype(np.float32)

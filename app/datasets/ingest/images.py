@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import IMAGE_TOO_LARGE, INVALID_COLOR, INVALID_IMAGE_SIZE, UNREADABLE_IMAGE, ApiError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
@@ -78,12 +78,12 @@ def parse_image_size(text: str | None, max_pixels: int) -> tuple[int, int] | Non
         return None
     match = re.fullmatch(r"\s*(\d+)\s*[,x×]\s*(\d+)\s*", text)
     if not match:
-        raise invalid("invalid_image_size", f"image_size must be 'H,W' (two positive integers, e.g. '28,28'); "
-                      f"got {text!r}.", image_size=text)
+        raise INVALID_IMAGE_SIZE(f"image_size must be 'H,W' (two positive integers, e.g. '28,28'); "
+                                 f"got {text!r}.", image_size=text)
     height, width = int(match[1]), int(match[2])
     if height < 1 or width < 1 or height * width > max_pixels:
-        raise invalid("invalid_image_size", f"image_size {height},{width} must have positive sides and at most "
-                      f"{max_pixels} pixels (DEEPCLUST_MAX_IMAGE_PIXELS).", image_size=text, max_pixels=max_pixels)
+        raise INVALID_IMAGE_SIZE(f"image_size {height},{width} must have positive sides and at most "
+                                 f"{max_pixels} pixels (DEEPCLUST_MAX_IMAGE_PIXELS).", image_size=text, max_pixels=max_pixels)
     return height, width
 
 
@@ -92,20 +92,20 @@ def parse_color(text: str | None) -> str | None:
         return None
     color = text.strip().lower()
     if color not in COLORS:
-        raise invalid("invalid_color", f"color must be 'grayscale' or 'rgb'; got {text!r}.", color=text)
+        raise INVALID_COLOR(f"color must be 'grayscale' or 'rgb'; got {text!r}.", color=text)
     return color
 
 
 def unreadable(name: str, exc: BaseException | str) -> ApiError:
     reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    return invalid("unreadable_image", f"Image {name!r} cannot be read as PNG, JPEG, BMP, TIFF or WebP ({reason}); "
-                   "fix or remove it.", member=name)
+    return UNREADABLE_IMAGE(f"Image {name!r} cannot be read as PNG, JPEG, BMP, TIFF or WebP ({reason}); "
+                            "fix or remove it.", member=name)
 
 
 def too_many_pixels(name: str, pixels: int | None, max_pixels: int) -> ApiError:
-    return ApiError(413, "image_too_large", f"Image {name!r} has more than {max_pixels} pixels "
-                    "(DEEPCLUST_MAX_IMAGE_PIXELS): refused as a possible decompression bomb.",
-                    {"member": name, "pixels": pixels, "limit": max_pixels})
+    return IMAGE_TOO_LARGE(f"Image {name!r} has more than {max_pixels} pixels "
+                           "(DEEPCLUST_MAX_IMAGE_PIXELS): refused as a possible decompression bomb.",
+                           {"member": name, "pixels": pixels, "limit": max_pixels})
 
 
 def open_image(data: bytes, name: str, max_pixels: int) -> Image.Image:

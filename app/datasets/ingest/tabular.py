@@ -32,7 +32,29 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from deepclust.app.core.npyfile import BadNpy, NpyHeader, NpyWriter, open_array, read_header, rewrite_shape
-from deepclust.app.errors import ApiError, invalid
+from deepclust.app.errors import (
+    CODES,
+    EMPTY_DATA,
+    INVALID_FILE,
+    INVALID_LABELS,
+    LABELS_LENGTH_MISMATCH,
+    LABEL_COLUMN_UNSUPPORTED,
+    MISSING_ARRAY,
+    MISSING_LABELS,
+    NON_FINITE,
+    NON_NUMERIC,
+    ONE_DIMENSIONAL,
+    RAGGED_ROWS,
+    TOO_FEW_SAMPLES,
+    TOO_LARGE,
+    TOO_MANY_CLASSES,
+    TOO_MANY_COLUMNS,
+    TOO_MANY_DIMENSIONS,
+    TRUNCATED_FILE,
+    UNKNOWN_LABEL_COLUMN,
+    UNSUPPORTED_FORMAT,
+    ApiError,
+)
 
 FEATURE_FORMATS = ("npy", "npz", "csv", "tsv", "parquet")
 _SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -71,10 +93,6 @@ class Limits:
     max_columns: int = MAX_COLUMNS
 
 
-def unsupported(message: str, **details) -> ApiError:
-    return ApiError(415, "unsupported_format", message, details)
-
-
 def detect_format(filename: str, path: Path) -> str:
     """The format from the file name, or from the first bytes when the name says nothing."""
     name = filename.lower()  # image archives are told apart before this (app.archives)
@@ -89,7 +107,7 @@ def detect_format(filename: str, path: Path) -> str:
         return "parquet"
     if head.startswith(b"PK\x03\x04"):
         return "npz"
-    raise unsupported(f"Cannot tell the format of {filename!r}: use .npy, .npz, .csv, .tsv, .parquet, or an image "
+    raise UNSUPPORTED_FORMAT(f"Cannot tell the format of {filename!r}: use .npy, .npz, .csv, .tsv, .parquet, or an image "
                       "archive .zip, .tar, .tar.gz or .tgz.",
                       filename=filename)
 
@@ -104,8 +122,8 @@ def canonicalize(src: Path, fmt: str, out: Path, *, staging: Staging, label_colu
     ``durable=False`` skips the fsync, for a scratch result (predict) that no one keeps.
     """
     if label_column is not None and fmt not in ("csv", "tsv", "parquet"):
-        raise invalid("label_column_unsupported", f"label_column applies to csv, tsv and parquet, not {fmt}; "
-                      "upload the labels as a separate 'labels' file", label_column=label_column)
+        raise LABEL_COLUMN_UNSUPPORTED(f"label_column applies to csv, tsv and parquet, not {fmt}; "
+                                       "upload the labels as a separate 'labels' file", label_column=label_column)
     limits = Limits(max_expanded_bytes, max_columns)
     column_labels = npz_labels = None
     with ExitStack() as stack:
@@ -128,14 +146,14 @@ def canonicalize(src: Path, fmt: str, out: Path, *, staging: Staging, label_colu
 
 def _check_samples(shape: tuple[int, ...], min_samples: int) -> None:
     if shape[0] == 0 or 0 in shape:
-        raise invalid("empty_data", "The file holds no samples (or samples with no features).", shape=list(shape))
+        raise EMPTY_DATA("The file holds no samples (or samples with no features).", shape=list(shape))
     if shape[0] < min_samples:
-        raise invalid("too_few_samples", f"Clustering needs at least {min_samples} samples.", n_samples=shape[0])
+        raise TOO_FEW_SAMPLES(f"Clustering needs at least {min_samples} samples.", n_samples=shape[0])
 
 
 def too_large_expanded(size: int, limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The data expands to more than {limit} bytes "
-                    "(DEEPCLUST_MAX_EXPANDED_BYTES).", {"expanded_bytes": size, "limit": limit})
+    return TOO_LARGE(f"The data expands to more than {limit} bytes "
+                     "(DEEPCLUST_MAX_EXPANDED_BYTES).", {"expanded_bytes": size, "limit": limit})
 
 
 def _check_expanded(n_values: int, limits: Limits) -> None:
@@ -145,8 +163,8 @@ def _check_expanded(n_values: int, limits: Limits) -> None:
 
 
 def too_many_columns(n_columns: int | str, limit: int) -> ApiError:
-    return ApiError(413, "too_many_columns", f"The table has {n_columns} columns; at most {limit} are accepted "
-                    "(DEEPCLUST_MAX_COLUMNS).", {"columns": n_columns, "limit": limit})
+    return TOO_MANY_COLUMNS(f"The table has {n_columns} columns; at most {limit} are accepted "
+                            "(DEEPCLUST_MAX_COLUMNS).", {"columns": n_columns, "limit": limit})
 
 
 def _checked(x: np.ndarray, first_row: int) -> np.ndarray:
@@ -161,8 +179,8 @@ def _checked(x: np.ndarray, first_row: int) -> np.ndarray:
 
 
 def _non_finite(row: int, col: int) -> ApiError:
-    return invalid("non_finite", f"Row {row}, column {col} is NaN, infinite, empty or too large for float32; "
-                   "every value must be a finite number.", row=row, column=col)
+    return NON_FINITE(f"Row {row}, column {col} is NaN, infinite, empty or too large for float32; "
+                      "every value must be a finite number.", row=row, column=col)
 
 
 def _write_blocks(blocks: Blocks, out: Path, limits: Limits, durable: bool) -> tuple[tuple[int, ...], np.ndarray | None]:
@@ -187,14 +205,14 @@ def _header(path: Path, what: str = "file") -> NpyHeader:
     try:
         return read_header(path)
     except BadNpy as exc:
-        raise invalid(exc.code, f"The {what} is refused: {exc}") from None
+        raise CODES[exc.code](f"The {what} is refused: {exc}") from None
 
 
 def _checked_npy(path: Path, what: str = "file") -> np.ndarray:
     try:
         return open_array(path)
     except BadNpy as exc:
-        raise invalid(exc.code, f"The {what} is refused: {exc}") from None
+        raise CODES[exc.code](f"The {what} is refused: {exc}") from None
 
 
 def _npy_blocks(path: Path, header: NpyHeader, shape: tuple[int, ...]) -> Iterator[tuple[int, np.ndarray]]:
@@ -215,7 +233,7 @@ def _npy_blocks(path: Path, header: NpyHeader, shape: tuple[int, ...]) -> Iterat
         for start in range(0, shape[0], rows):
             block = buffer[:min(rows, shape[0] - start)]
             if f.readinto(memoryview(block).cast("B")) != block.nbytes:
-                raise invalid("truncated_file", "The file ended before the data its header announces.")
+                raise TRUNCATED_FILE("The file ended before the data its header announces.")
             yield start, block
 
 
@@ -226,14 +244,14 @@ def _canonical_npy(src: Path, out: Path, limits: Limits, durable: bool,
     header = _header(src)
     shape = header.shape
     if header.dtype.kind not in "biuf" or header.dtype.fields is not None:
-        raise invalid("non_numeric", f"The array has dtype {header.dtype}; only numbers (bool, int, float) are "
-                      "accepted.", dtype=str(header.dtype))
+        raise NON_NUMERIC(f"The array has dtype {header.dtype}; only numbers (bool, int, float) are "
+                          "accepted.", dtype=str(header.dtype))
     if len(shape) < 2:
-        raise invalid("one_dimensional", f"The array has shape {list(shape)}; upload a 2-D matrix "
-                      "(samples x features), or images as (N, H, W) / (N, C, H, W).", shape=list(shape))
+        raise ONE_DIMENSIONAL(f"The array has shape {list(shape)}; upload a 2-D matrix "
+                              "(samples x features), or images as (N, H, W) / (N, C, H, W).", shape=list(shape))
     if len(shape) > 4:
-        raise invalid("too_many_dimensions", f"The array has shape {list(shape)}; at most 4 dimensions "
-                      "(N, C, H, W) are understood.", shape=list(shape))
+        raise TOO_MANY_DIMENSIONS(f"The array has shape {list(shape)}; at most 4 dimensions "
+                                  "(N, C, H, W) are understood.", shape=list(shape))
     _check_samples(shape, min_samples)
     _check_expanded(header.size, limits)
     canonical = (shape[0], 1, *shape[1:]) if len(shape) == 3 else shape  # (N, H, W) grayscale images
@@ -271,8 +289,8 @@ def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: in
         zf = stack.enter_context(zipfile.ZipFile(path))
         members = {info.filename: info for info in zf.infolist()}
         if "x.npy" not in members:
-            raise invalid("missing_array", "The .npz has no array named 'x' (save it with numpy.savez(f, x=X, y=y)).",
-                          arrays=sorted(m.removesuffix(".npy") for m in members)[:100])
+            raise MISSING_ARRAY("The .npz has no array named 'x' (save it with numpy.savez(f, x=X, y=y)).",
+                                arrays=sorted(m.removesuffix(".npy") for m in members)[:100])
         wanted = [members["x.npy"]] + ([members["y.npy"]] if "y.npy" in members else [])
         for info in wanted:
             _check_member(info)
@@ -287,17 +305,17 @@ def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: in
             _extract(zf, members["y.npy"], y_path, budget)
             labels = np.asarray(_checked_npy(y_path, "array 'y'"))
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-        raise invalid("invalid_file", f"The .npz cannot be read: it is truncated or corrupt ({exc}).") from None
+        raise INVALID_FILE(f"The .npz cannot be read: it is truncated or corrupt ({exc}).") from None
     return x_path, labels
 
 
 def _check_member(info: zipfile.ZipInfo) -> None:
     """Members numpy can have written: not encrypted, stored or deflated."""
     if info.flag_bits & 0x1:
-        raise unsupported(f"The .npz member {info.filename!r} is encrypted; save the arrays with numpy.savez "
+        raise UNSUPPORTED_FORMAT(f"The .npz member {info.filename!r} is encrypted; save the arrays with numpy.savez "
                           "(no password).", member=info.filename)
     if info.compress_type not in _ZIP_METHODS:
-        raise unsupported(f"The .npz member {info.filename!r} uses zip compression method {info.compress_type}; "
+        raise UNSUPPORTED_FORMAT(f"The .npz member {info.filename!r} uses zip compression method {info.compress_type}; "
                           "only stored and deflated members are read (numpy.savez / savez_compressed).",
                           member=info.filename, compress_type=info.compress_type)
 
@@ -338,8 +356,8 @@ def _first_line(path: Path, delimiter: str, max_columns: int) -> bytes:
                 raise too_many_columns(f"more than {max_columns}", max_columns)
             line += part
             if len(line) > max_bytes:
-                raise invalid("invalid_file", f"The first line is longer than {max_bytes} bytes; is this a "
-                              "CSV/TSV table with one sample per line?", max_bytes=max_bytes)
+                raise INVALID_FILE(f"The first line is longer than {max_bytes} bytes; is this a "
+                                   "CSV/TSV table with one sample per line?", max_bytes=max_bytes)
             if end >= 0:
                 break
     return line
@@ -350,7 +368,7 @@ def _first_row(path: Path, delimiter: str, max_columns: int) -> list[str]:
         text = _first_line(path, delimiter, max_columns).decode("utf-8").removeprefix(codecs.BOM_UTF8.decode())
         return next(csv.reader([text.rstrip("\r")], delimiter=delimiter), [])
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise invalid("invalid_file", f"The file is not readable text ({exc}).") from None
+        raise INVALID_FILE(f"The file is not readable text ({exc}).") from None
 
 
 def _label_index(label_column: str | None, header: list[str] | None, n_columns: int) -> int | None:
@@ -360,9 +378,9 @@ def _label_index(label_column: str | None, header: list[str] | None, n_columns: 
         return header.index(label_column)
     if label_column.isdigit() and int(label_column) < n_columns:
         return int(label_column)
-    raise invalid("unknown_label_column", f"label_column {label_column[:100]!r} is neither a header name nor a "
-                  f"column index below {n_columns}.", label_column=label_column[:100],
-                  columns=header[:100] if header else n_columns)
+    raise UNKNOWN_LABEL_COLUMN(f"label_column {label_column[:100]!r} is neither a header name nor a "
+                               f"column index below {n_columns}.", label_column=label_column[:100],
+                               columns=header[:100] if header else n_columns)
 
 
 def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Limits) -> Blocks:
@@ -370,7 +388,7 @@ def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Li
 
     first = _first_row(path, delimiter, limits.max_columns)
     if not first:
-        raise invalid("empty_data", "The file is empty.")
+        raise EMPTY_DATA("The file is empty.")
     fixed_index = int(label_column) if label_column is not None and label_column.isdigit() else None
     # A header is a first row with a non-empty cell that is not a number (the label cell aside).
     has_header = any(cell.strip() and not _is_number(cell) for i, cell in enumerate(first) if i != fixed_index)
@@ -378,7 +396,7 @@ def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Li
     label = _label_index(label_column, header, len(first))
     width = len(first)
     if label is not None and width == 1:
-        raise invalid("empty_data", "There are no feature columns besides the label column.")
+        raise EMPTY_DATA("There are no feature columns besides the label column.")
     # At least 64 rows a block: the parser's cost per block and column must not dominate wide tables.
     rows = max(64, _BLOCK_BYTES // (8 * width))
     # The parser infers each block's column types: integer columns parse about twice as fast as
@@ -391,7 +409,7 @@ def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Li
         with reader:
             for chunk in reader:
                 if chunk.shape[1] != width:
-                    raise invalid("ragged_rows", f"Rows have {chunk.shape[1]} columns where the first row has {width}.")
+                    raise RAGGED_ROWS(f"Rows have {chunk.shape[1]} columns where the first row has {width}.")
                 with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused as non-finite
                     x = _numeric(chunk if label is None else chunk.drop(columns=label), first_row).to_numpy(_CANONICAL)
                 first_row += len(chunk)
@@ -402,7 +420,7 @@ def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Li
                 if label is not None:
                     column = chunk[label]
                     if column.isna().any():
-                        raise invalid("missing_labels", "The label column has empty cells; every sample needs a label.")
+                        raise MISSING_LABELS("The label column has empty cells; every sample needs a label.")
                     y = column.to_numpy(dtype=str)
                 del chunk
                 yield x, y
@@ -411,12 +429,12 @@ def _csv_blocks(path: Path, delimiter: str, label_column: str | None, limits: Li
     except pd.errors.ParserError as exc:
         text = str(exc).strip()
         if "Expected" in text and "fields" in text:
-            raise invalid("ragged_rows", f"Rows have different numbers of columns: {text.removeprefix('Error tokenizing data. ')}") from None
-        raise invalid("invalid_file", f"The file cannot be parsed: {text[:300]}") from None
+            raise RAGGED_ROWS(f"Rows have different numbers of columns: {text.removeprefix('Error tokenizing data. ')}") from None
+        raise INVALID_FILE(f"The file cannot be parsed: {text[:300]}") from None
     except UnicodeDecodeError as exc:
-        raise invalid("invalid_file", f"The file is not UTF-8 text ({exc}).") from None
+        raise INVALID_FILE(f"The file is not UTF-8 text ({exc}).") from None
     except ValueError as exc:
-        raise invalid("non_numeric", f"A cell is not a number: {str(exc)[:300]}") from None
+        raise NON_NUMERIC(f"A cell is not a number: {str(exc)[:300]}") from None
 
 
 def _numeric(frame, first_row: int):
@@ -438,8 +456,8 @@ def _numeric(frame, first_row: int):
             continue
         row = int(np.flatnonzero(bad.to_numpy())[0])
         col = int(column)  # read with header=None: the column's position in the file
-        raise invalid("non_numeric", f"Row {first_row + row}, column {col} is not a number: "
-                      f"{str(values.iloc[row])[:100]!r}.", row=first_row + row, column=col)
+        raise NON_NUMERIC(f"Row {first_row + row}, column {col} is not a number: "
+                          f"{str(values.iloc[row])[:100]!r}.", row=first_row + row, column=col)
     return frame
 
 
@@ -468,8 +486,8 @@ def _refuse_ragged(path: Path, delimiter: str, width: int) -> None:
                 bad = np.flatnonzero((fields != width) & (lengths > 0))
                 if len(bad):
                     line = line_no + int(bad[0]) + 1
-                    raise invalid("ragged_rows", f"Line {line} has {int(fields[bad[0]])} columns where the first "
-                                  f"row has {width}.", line=line)
+                    raise RAGGED_ROWS(f"Line {line} has {int(fields[bad[0]])} columns where the first "
+                                      f"row has {width}.", line=line)
                 line_no += len(ends)
             if not piece:
                 return
@@ -480,12 +498,12 @@ def _refuse_ragged(path: Path, delimiter: str, width: int) -> None:
 def _parquet_blocks(path: Path, label_column: str | None, limits: Limits) -> tuple[str, Blocks]:
     footer = _parquet_footer_size(path)
     if footer > _MAX_PARQUET_FOOTER:
-        raise ApiError(413, "too_large", f"The Parquet metadata is {footer} bytes; at most {_MAX_PARQUET_FOOTER} "
-                       "are read (too many columns or row groups).", {"metadata_bytes": footer})
+        raise TOO_LARGE(f"The Parquet metadata is {footer} bytes; at most {_MAX_PARQUET_FOOTER} "
+                        "are read (too many columns or row groups).", {"metadata_bytes": footer})
     try:
         pf = pq.ParquetFile(path, memory_map=False, pre_buffer=False)
     except (pa.ArrowException, OSError) as exc:
-        raise invalid("invalid_file", f"The Parquet file cannot be read: it is truncated or corrupt ({exc}).") from None
+        raise INVALID_FILE(f"The Parquet file cannot be read: it is truncated or corrupt ({exc}).") from None
     schema = pf.schema_arrow
     if len(schema) > limits.max_columns:
         raise too_many_columns(len(schema), limits.max_columns)
@@ -495,11 +513,11 @@ def _parquet_blocks(path: Path, label_column: str | None, limits: Limits) -> tup
         if i == label:
             continue
         if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_boolean(field.type)):
-            raise invalid("non_numeric", f"Column {field.name!r} has type {field.type}; feature columns must be "
-                          "numeric.", column=field.name, type=str(field.type))
+            raise NON_NUMERIC(f"Column {field.name!r} has type {field.type}; feature columns must be "
+                              "numeric.", column=field.name, type=str(field.type))
         dtypes.append(np.dtype(field.type.to_pandas_dtype()))
     if not dtypes:
-        raise invalid("empty_data", "There are no feature columns besides the label column.")
+        raise EMPTY_DATA("There are no feature columns besides the label column.")
     _check_expanded(pf.metadata.num_rows * len(dtypes), limits)
     rows = max(1, _BLOCK_BYTES // (4 * len(dtypes)))  # a block of float32 rows
     features = [i for i in range(len(schema)) if i != label]
@@ -515,7 +533,7 @@ def _parquet_blocks(path: Path, label_column: str | None, limits: Limits) -> tup
                     del batch
                 pool.release_unused()  # the row group's pages go back to the system, not only to Arrow's pool
         except (pa.ArrowException, OSError) as exc:
-            raise invalid("invalid_file", f"The Parquet file cannot be read: {exc}") from None
+            raise INVALID_FILE(f"The Parquet file cannot be read: {exc}") from None
 
     return np.result_type(*dtypes).name, blocks()
 
@@ -541,7 +559,7 @@ def _parquet_block(batch: pa.RecordBatch, features: list[int], label: int | None
     if label is not None:
         column = batch.column(label)
         if column.null_count:
-            raise invalid("missing_labels", "The label column has empty cells; every sample needs a label.")
+            raise MISSING_LABELS("The label column has empty cells; every sample needs a label.")
         y = column.to_numpy(zero_copy_only=False)
         if y.dtype == object:  # text labels
             y = y.astype(str)
@@ -589,13 +607,13 @@ def _text_label_ids(path: Path, n_samples: int) -> tuple[np.ndarray, list[str]]:
                 line_no += 1
                 label = line.strip()
                 if len(label) > MAX_LABEL_CHARS:
-                    raise invalid("invalid_labels", f"Line {line_no} of the labels file is longer than "
-                                  f"{MAX_LABEL_CHARS} characters; one label per line.")
+                    raise INVALID_LABELS(f"Line {line_no} of the labels file is longer than "
+                                         f"{MAX_LABEL_CHARS} characters; one label per line.")
                 if not label:
                     gap = gap or line_no
                     continue
                 if gap is not None:
-                    raise invalid("invalid_labels", f"Line {gap} of the labels file is empty; one label per line.")
+                    raise INVALID_LABELS(f"Line {gap} of the labels file is empty; one label per line.")
                 if count == n_samples:
                     raise _length_mismatch(_count_lines(path), n_samples)
                 code = table.setdefault(label, len(table))
@@ -604,9 +622,9 @@ def _text_label_ids(path: Path, n_samples: int) -> tuple[np.ndarray, list[str]]:
                 ids[count] = code
                 count += 1
     except UnicodeDecodeError:
-        raise invalid("invalid_labels", "The labels file is neither a .npy nor UTF-8 text with one label per line.") from None
+        raise INVALID_LABELS("The labels file is neither a .npy nor UTF-8 text with one label per line.") from None
     if count == 0:
-        raise invalid("invalid_labels", "The labels file is empty.")
+        raise INVALID_LABELS("The labels file is empty.")
     if count != n_samples:
         raise _length_mismatch(count, n_samples)
     return ids, list(table)
@@ -619,13 +637,13 @@ def _count_lines(path: Path) -> int:
 
 
 def _length_mismatch(n_labels: int, n_samples: int) -> ApiError:
-    return invalid("labels_length_mismatch", f"There are {n_labels} labels for {n_samples} samples.",
-                   n_labels=n_labels, n_samples=n_samples)
+    return LABELS_LENGTH_MISMATCH(f"There are {n_labels} labels for {n_samples} samples.",
+                                  n_labels=n_labels, n_samples=n_samples)
 
 
 def _too_many_classes(limit: int) -> ApiError:
-    return invalid("too_many_classes", f"The labels name more than {limit} classes; labels are class names or "
-                   "numbers for scoring the clustering, with at most that many classes.", limit=limit)
+    return TOO_MANY_CLASSES(f"The labels name more than {limit} classes; labels are class names or "
+                            "numbers for scoring the clustering, with at most that many classes.", limit=limit)
 
 
 def label_codes(values: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
@@ -634,11 +652,11 @@ def label_codes(values: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1:
-        raise invalid("invalid_labels", f"Labels must be a vector; got shape {list(values.shape)}.")
+        raise INVALID_LABELS(f"Labels must be a vector; got shape {list(values.shape)}.")
     if values.dtype.kind not in "biufUS":
-        raise invalid("invalid_labels", f"Labels of dtype {values.dtype} are not understood; use integers or text.")
+        raise INVALID_LABELS(f"Labels of dtype {values.dtype} are not understood; use integers or text.")
     if values.dtype.kind == "f" and not np.isfinite(values).all():
-        raise invalid("invalid_labels", "Labels contain NaN or infinity.")
+        raise INVALID_LABELS("Labels contain NaN or infinity.")
     if len(values) != n_samples:
         raise _length_mismatch(len(values), n_samples)
     classes, codes = np.unique(values, return_inverse=True)
