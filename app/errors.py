@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Send
 
+from deepclust.app.datasets.ingest import formats
+
 log = logging.getLogger(__name__)
 
 
@@ -91,7 +93,7 @@ TOO_LARGE = ErrorCode("too_large", 413,
 UNSUPPORTED_MEDIA_TYPE = ErrorCode("unsupported_media_type", 415,
                                     "Send the upload as multipart/form-data with a 'file' part.")
 UNSUPPORTED_FORMAT = ErrorCode("unsupported_format", 415,
-                                "Cannot tell the format of 'data.bin': use .npy, .npz, .csv, .tsv or .parquet.")
+                                f"Cannot tell the format of 'data.bin': use {formats.joined(formats.suffix_list())}.")
 INVALID_REQUEST = ErrorCode("invalid_request", 422,
                              "The request body is invalid: n_clusters: Input should be a valid integer")
 NOT_FOUND = ErrorCode("not_found", 404, "There is no /v2/jobs; the API is described at /docs.")
@@ -178,7 +180,8 @@ LABELS_LENGTH_MISMATCH = ErrorCode("labels_length_mismatch", 422, "There are 179
 LABELS_GIVEN_TWICE = ErrorCode("labels_given_twice", 422,
                                 "Give labels either as a 'labels' file or as a 'label_column', not both.")
 LABEL_COLUMN_UNSUPPORTED = ErrorCode("label_column_unsupported", 422,
-                                      "label_column applies to csv, tsv and parquet, not npy.")
+                                      f"label_column applies to {formats.joined(formats.LABEL_COLUMN_FORMATS, 'and')}, "
+                                      "not npy.")
 UNKNOWN_LABEL_COLUMN = ErrorCode("unknown_label_column", 422, "There is no column 'digit'; the columns are p0, p1, ...")
 TOO_MANY_CLASSES = ErrorCode("too_many_classes", 422,
                               "The labels name more than 4096 classes; labels are class names or integers, one per "

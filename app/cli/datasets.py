@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from deepclust.app.datasets.ingest import formats
 from deepclust.app.cli.common import (
     API_DEFAULT,
     Api,
@@ -28,14 +29,13 @@ COLUMNS = ("id", "name", "format", "n_samples", ("shape", lambda d: "×".join(ma
 
 @app.command("upload")
 @reports_errors
-def upload(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".npy, .npz, .csv, .tsv, "
-                                                 ".parquet, or an image archive (.zip, .tar, .tar.gz)")],
+def upload(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=f"{formats.DATA_SUFFIXES}, or an image archive ({', '.join(formats.ARCHIVE_SUFFIXES)})")],
            name: Annotated[Optional[str], typer.Option(help="A name (default: the file's).")] = None,
            labels: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False,
                                                           help="Labels file (.npy or one per line), "
                                                                "used only for metrics.")] = None,
-           label_column: Annotated[Optional[str], typer.Option(help="CSV/parquet column holding labels "
-                                                                    "(header name or 0-based index).")] = None,
+           label_column: Annotated[Optional[str], typer.Option(help=f"A {'/'.join(formats.LABEL_COLUMN_FORMATS)} column "
+                                                                    "holding labels (header name or 0-based index).")] = None,
            image_size: Annotated[Optional[str], typer.Option(help="Archives: H,W to resize images to.")] = None,
            color: Annotated[Optional[str], typer.Option(help="Archives: grayscale or rgb.")] = None,
            api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from deepclust.app.datasets.ingest import formats
 from deepclust.app.cli.common import (
     API_DEFAULT,
     Api,
@@ -96,9 +97,10 @@ def delete(model_id: str, yes: Yes = False, api: Api = API_DEFAULT, key: Key = N
 @reports_errors
 def predict(model_id: Annotated[str, typer.Argument(help="A model (deepclust models list, or a job's model_id).")],
             file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                                 help="Rows in any dataset format, shaped like the training samples.")],
-            label_column: Annotated[Optional[str], typer.Option(help="A CSV/parquet column to drop, e.g. the "
-                                                                     "training file's labels.")] = None,
+                                                 help=f"Rows in any dataset format ({formats.DATA_SUFFIXES}), an "
+                                                      "image archive or one image, shaped like the training samples.")],
+            label_column: Annotated[Optional[str], typer.Option(help=f"A {'/'.join(formats.LABEL_COLUMN_FORMATS)} column to drop, "
+                                                                     "e.g. the training file's labels.")] = None,
             output: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False,
                                                            help="Write index,label,confidence as .csv "
                                                                 "(or labels as .npy).")] = None,

@@ -28,6 +28,8 @@ from typing import Any, BinaryIO, NamedTuple
 import httpx
 import numpy as np
 
+from deepclust.app.datasets.ingest import formats
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -204,9 +206,10 @@ class Client:
                        color: str | None = None) -> dict:
         """Upload a dataset; returns the dataset resource.
 
-        ``path_or_array``: a file in any format the API takes (.npy, .npz, .csv, .tsv, .parquet,
-        image archives), or an array (sent as .npy). ``labels`` (optional, only for metrics): an
-        array, or a .npy / one-label-per-line file; or name a CSV/parquet column with ``label_column``.
+        ``path_or_array``: a file in any format the API takes ({data_formats}, image archives
+        {archive_formats}), or an array (sent as .npy). ``labels`` (optional, only for metrics): an
+        array, or a .npy / one-label-per-line file; or name a {label_column_formats} column with
+        ``label_column``.
         """
         if name is None and not isinstance(path_or_array, (str, os.PathLike)):
             name = "array"
@@ -298,6 +301,12 @@ class Client:
         finally:
             for handle in opened:
                 handle.close()
+
+
+# The formats upload_dataset takes, from the server's one input-format table (pure data, no server code).
+Client.upload_dataset.__doc__ = Client.upload_dataset.__doc__.format(
+    data_formats=formats.DATA_SUFFIXES, archive_formats=", ".join(formats.ARCHIVE_SUFFIXES),
+    label_column_formats="/".join(formats.LABEL_COLUMN_FORMATS))
 
 
 # -- a job -------------------------------------------------------------------------------------------

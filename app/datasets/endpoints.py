@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from deepclust.app.http.deps import DbDep, SettingsDep, StoreDep, TenantDep
 from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core.tables import Dataset
+from deepclust.app.datasets.ingest import formats
 from deepclust.app.datasets.service import FILE_FIELDS, TEXT_FIELDS, create_dataset, list_datasets
 from deepclust.app.lifecycle import delete_dataset
 from deepclust.app.errors import (
@@ -62,15 +63,16 @@ _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-da
     "type": "object", "required": ["file"], "additionalProperties": False,
     "properties": {
         "file": {"type": "string", "format": "binary",
-                 "description": "The data: .npy, .npz (arrays x, optional y), .csv/.tsv (numeric columns, optional "
-                                "header), .parquet, or an image archive .zip/.tar/.tar.gz/.tgz. The format is told "
-                                "by the file name, else by its first bytes."},
+                 "description": f"The data: {formats.described()}, or an image archive "
+                                f"{'/'.join(formats.ARCHIVE_SUFFIXES)}. The format is told by the file name, else "
+                                "by its first bytes."},
         "name": {"type": "string", "description": "A name for the dataset (default: the file's name)."},
         "labels": {"type": "string", "format": "binary",
                    "description": "Optional labels, used only for evaluation metrics: a .npy vector or one label "
                                   "per line, as many as samples."},
-        "label_column": {"type": "string", "description": "Optional, csv/tsv/parquet: the column holding labels "
-                                                          "(header name or 0-based index); it is not a feature."},
+        "label_column": {"type": "string", "description": f"Optional, {'/'.join(formats.LABEL_COLUMN_FORMATS)}: the "
+                                                          "column holding labels (header name or 0-based index); it "
+                                                          "is not a feature."},
         "image_size": {"type": "string", "pattern": "^[0-9]+,[0-9]+$",
                        "description": "Optional, image archives: H,W to resize to (default: the most common size)."},
         "color": {"type": "string", "enum": ["grayscale", "rgb"],

@@ -6,6 +6,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from deepclust.app.core.tables import Dataset
+from deepclust.app.datasets.ingest import formats
+from deepclust.app.datasets.ingest.formats import ARRAY, TABLE
 
 # The OpenAPI document shows it; tests check every body has one.
 DATASET_EXAMPLE = {"id": "ds_0123456789abcdef01234567", "name": "digits", "format": "csv", "n_samples": 1797,
@@ -18,7 +20,8 @@ class DatasetOut(BaseModel):
 
     id: str = Field(description="The dataset's id (ds_...).")
     name: str = Field(description="The name given at upload, or the file's name.")
-    format: str = Field(description="The upload's format: npy, npz, csv, tsv, parquet, or an image archive.")
+    format: str = Field(description=f"The upload's format: {', '.join(formats.names(ARRAY, TABLE))}, or an image "
+                                    "archive.")
     n_samples: int = Field(description="Number of samples (rows, or images).")
     n_features: int = Field(description="Values per sample (C·H·W for images).")
     sample_shape: list[int] = Field(description="Shape of one sample: [D] for features, [C, H, W] for images.")

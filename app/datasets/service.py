@@ -6,18 +6,19 @@ from contextlib import ExitStack
 import numpy as np
 from sqlmodel import Session
 
-from deepclust.app.datasets.ingest.archives import ARCHIVE_FORMATS, ArchiveLimits, archive_options, detect_upload_format, read_archive
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.settings import Settings
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import Dataset
 from deepclust.app.errors import EMPTY_DATA, LABELS_GIVEN_TWICE, MISSING_FILE
-from deepclust.app.datasets.ingest.tabular import canonicalize, label_codes, read_labels_file
+from deepclust.app.datasets.ingest.formats import ARCHIVE, IMAGE_OPTIONS, LABEL_COLUMN
+from deepclust.app.datasets.ingest.labels import label_codes, read_labels_file
+from deepclust.app.datasets.ingest.reading import Reading, detect, read_dataset
 from deepclust.app.http.uploads import UploadForm
 
 FILE_FIELDS = ("file", "labels")
-TEXT_FIELDS = ("name", "label_column", "image_size", "color")  # the last two apply to image archives
+TEXT_FIELDS = ("name", LABEL_COLUMN, *IMAGE_OPTIONS)  # which formats take which: ingest/formats.py
 
 
 def create_dataset(session: Session, store: ArtifactStore, settings: Settings, tenant: str,
@@ -31,25 +32,21 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
     labels_file = form.files.get("labels")
     if label_column and labels_file:
         raise LABELS_GIVEN_TWICE("Give labels either as a 'labels' file or as a 'label_column', not both.")
-    fmt = detect_upload_format(upload.filename, upload.path)
-    image_options = archive_options(fmt, form.fields, settings)
+    fmt = detect(upload.filename, upload.path, dataset=True)
     dataset_id = new_id("ds")
     with ExitStack() as stack:
         x_tmp = stack.enter_context(store.staging_file(".npy"))
-        if fmt in ARCHIVE_FORMATS:
-            canon = read_archive(upload.path, fmt, x_tmp, options=image_options, limits=ArchiveLimits.of(settings))
-        else:
-            canon = canonicalize(upload.path, fmt, x_tmp, staging=store.staging_file, label_column=label_column,
-                                 max_expanded_bytes=settings.max_expanded_bytes, max_columns=settings.max_columns)
+        reading = Reading(store.staging_file, settings, form.fields, upload.filename, upload.size)
+        canon = read_dataset(upload.path, fmt, x_tmp, reading)
         labels, n_classes = canon.labels, canon.n_classes
         if labels_file is not None:
             if labels is not None:
-                where = "labels.csv or its folder names" if fmt in ARCHIVE_FORMATS else "'y'"
+                where = "labels.csv or its folder names" if fmt.kind == ARCHIVE else "'y'"
                 raise LABELS_GIVEN_TWICE(f"The upload already holds labels ({where}); drop the "
                                          "'labels' file.")
             labels, n_classes = label_codes(read_labels_file(labels_file.path, labels_file.filename, canon.shape[0]),
                                             canon.shape[0])
-        row = Dataset(id=dataset_id, tenant_id=tenant, name=form.fields.get("name") or upload.filename, format=fmt,
+        row = Dataset(id=dataset_id, tenant_id=tenant, name=form.fields.get("name") or upload.filename, format=fmt.name,
                       kind=canon.kind, n_samples=canon.shape[0], n_features=int(np.prod(canon.shape[1:])),
                       sample_shape=canon.sample_shape, source_dtype=canon.source_dtype,
                       has_labels=labels is not None, n_classes=n_classes, sha256=upload.sha256,

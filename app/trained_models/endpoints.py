@@ -1,19 +1,17 @@
+"""The routes of /v1/models: list, read, delete, download (zip, ONNX), import, predict."""
 from __future__ import annotations
 
 from contextlib import ExitStack
-from functools import partial
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app import lifecycle
-from deepclust.app.http.deps import Database, DbDep, SettingsDep, StoreDep, TenantDep
+from deepclust.app.http.deps import DbDep, SettingsDep, StoreDep, TenantDep
 from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.core import results
-from deepclust.app.core.npyfile import open_array
-from deepclust.app.core.tables import TrainedModel
+from deepclust.app.datasets.ingest import formats
 from deepclust.app.errors import (
     ARCHIVE_LINK,
     ARCHIVE_SPECIAL_FILE,
@@ -47,13 +45,11 @@ from deepclust.app.errors import (
     UNSUPPORTED_FORMAT,
     UNSUPPORTED_MEDIA_TYPE,
     WRONG_SHAPE,
-    not_found,
 )
-from deepclust.app.datasets.ingest.image_inputs import image_rows
-from deepclust.app.datasets.ingest.tabular import canonicalize, detect_format
 from deepclust.app.trained_models.bundle import bundle_onnx, bundle_zip, import_model
 from deepclust.app.http.openapi import TENANT, errors
-from deepclust.app.trained_models.predict import NPY_MEDIA_TYPE, answer, answer_json, check_shape, wants_npy
+from deepclust.app.trained_models import service
+from deepclust.app.trained_models.predict import NPY_MEDIA_TYPE, answer_json, wants_npy
 from deepclust.app.http.paging import Page, page_example
 from deepclust.app.trained_models.schemas import MODEL_EXAMPLE, ModelOut, PredictIn, PredictOut
 from deepclust.app.http.uploads import is_multipart, receive_form
@@ -65,19 +61,15 @@ _PREDICT_BODY = {"requestBody": {"required": True, "content": {
                          "example": {"instances": [[0.0, 0.25, 0.5, 1.0]]}},
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary",
-                 "description": "Rows in any dataset format (.npy, .npz, .csv, .tsv, .parquet), an image archive, "
-                                "or one image file (PNG, JPEG, BMP, TIFF, WebP), shaped or made like the training "
-                                "samples; one row is enough."},
-        "label_column": {"type": "string", "description": "optional, csv/tsv/parquet: a column to drop "
-                                                           "(header name or 0-based index), e.g. the training "
-                                                           "file's labels"}}},
+                 "description": f"Rows in any dataset format ({formats.DATA_SUFFIXES}), an image archive, or one "
+                                f"image file ({formats.IMAGE_TYPES}), shaped or made like the training samples; one "
+                                "row is enough."},
+        "label_column": {"type": "string", "description": f"optional, {'/'.join(formats.LABEL_COLUMN_FORMATS)}: a "
+                                                           "column to drop (header name or 0-based index), e.g. the "
+                                                           "training file's labels"}}},
                             "encoding": {"file": {"contentType": "application/octet-stream"}},
                             "example": {"file": "few.csv", "label_column": "digit"}},
 }}}
-
-
-def _model_out(session: Session, row: TrainedModel) -> ModelOut:
-    return ModelOut.of(row, results.metrics(session, row.job_id) if row.job_id else None)
 
 
 @router.get("", response_model=Page[ModelOut], summary="List your models, newest first",
@@ -85,12 +77,7 @@ def _model_out(session: Session, row: TrainedModel) -> ModelOut:
 async def list_models(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
                       offset: OffsetQuery = 0) -> Page[ModelOut]:
     """Your models (each succeeded job makes one; imports add more), newest first."""
-    return await db.run(_models_page, tenant, limit, offset)
-
-
-def _models_page(session: Session, tenant: str, limit: int, offset: int) -> Page[ModelOut]:
-    rows, total = results.list_models(session, tenant, limit, offset)
-    return Page(items=[_model_out(session, r) for r in rows], total=total)
+    return await db.run(service.models_page, tenant, limit, offset)
 
 
 _IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -118,13 +105,7 @@ async def import_bundle(request: Request, response: Response, db: DbDep, store: 
             raise MISSING_FILE("The form has no 'file' part; send the zip as multipart field 'file'.")
         row, weights = await run_in_threadpool(import_model, tenant, form.files["file"].path,
                                                settings.max_expanded_bytes)
-
-    def store_model(session: Session) -> ModelOut:
-        results.add_model(session, row, weights)
-        session.commit()
-        return _model_out(session, row)
-
-    out = await db.run(store_model)
+    out = await db.run(service.store_import, row, weights)
     response.headers["Location"] = f"/v1/models/{row.id}"
     return out
 
@@ -132,14 +113,7 @@ async def import_bundle(request: Request, response: Response, db: DbDep, store: 
 @router.get("/{model_id}", response_model=ModelOut, summary="One model", responses=errors(MODEL_NOT_FOUND))
 async def get_model(model_id: str, db: DbDep, tenant: TenantDep) -> ModelOut:
     """The model: method, params, input shape, the training job's metrics, source job and dataset."""
-    return await db.run(_model, model_id, tenant)
-
-
-def _model(session: Session, model_id: str, tenant: str) -> ModelOut:
-    row = results.model_row(session, model_id, tenant)
-    if row is None:
-        raise not_found("model", model_id)
-    return _model_out(session, row)
+    return await db.run(service.get_model, model_id, tenant)
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response, summary="Delete a model",
@@ -168,26 +142,15 @@ async def download_model(model_id: str, request: Request, db: DbDep, tenant: Ten
     ONNX model of the inference path, preprocessing included: input `input` (N, n_features)
     float32, raw values as sent to predict; outputs `probabilities` (N, K) and `embedding` (N, d).
     ONNX export needs the server's optional extra `onnx` (503 without it)."""
-    if await db.run(results.model_card, model_id, tenant) is None:
-        raise not_found("model", model_id)
+    await db.run(service.model_card, model_id, tenant)
     if format == "zip":
         weights, manifest = await db.run(results.model_bytes, model_id)
         return Response(bundle_zip(weights, manifest), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{model_id}.zip"'})
-    model = await _cached_model(request, db, model_id)
+    model = await service.cached_model(request.app.state.models, db, model_id)
     content = await run_in_threadpool(bundle_onnx, model)
     return Response(content, media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{model_id}.onnx"'})
-
-
-async def _cached_model(request: Request, db: Database, model_id: str):
-    """The model from this process's cache, rebuilt from its inference weights on a miss."""
-    cache = request.app.state.models
-    model = cache.get(model_id) or await run_in_threadpool(
-        cache.load, model_id, partial(db.call, results.inference_weights, model_id))
-    if model is None:
-        raise not_found("model", model_id)
-    return model
 
 
 @router.post("/{model_id}/predict", response_model=PredictOut, response_model_exclude_none=True,
@@ -213,11 +176,8 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
     multipart `file` in any dataset format, one image or an image archive (with `label_column` to
     drop a label column). Rows are preprocessed exactly as the training data was; a wrong width or
     shape, NaN or infinity is a 422. `Accept: application/x-npy` answers one `.npy`."""
-    # Ownership and input shape from a few small columns; the weights are read once per process.
-    card = await db.run(results.model_card, model_id, tenant)
-    if card is None:
-        raise not_found("model", model_id)
-    model = await _cached_model(request, db, model_id)
+    card = await db.run(service.model_card, model_id, tenant)
+    model = await service.cached_model(request.app.state.models, db, model_id)
     npy = wants_npy(request.headers.get("accept", ""))
     media_type = NPY_MEDIA_TYPE if npy else "application/json"
     if is_multipart(request):
@@ -226,20 +186,10 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
                                       text_fields=("label_column",), digest=False)
             if "file" not in form.files:
                 raise MISSING_FILE("The form has no 'file' part.")
-            upload = form.files["file"]
             x_path = stack.enter_context(store.staging_file(".npy"))
-
-            def from_file() -> bytes:
-                X = image_rows(upload, card, model, x_path, settings)  # an image or an image archive
-                if X is None:
-                    canonicalize(upload.path, detect_format(upload.filename, upload.path), x_path,
-                                 staging=store.staging_file, max_expanded_bytes=settings.max_expanded_bytes,
-                                 label_column=form.fields.get("label_column") or None, min_samples=1,
-                                 max_columns=settings.max_columns, durable=False)
-                    X = open_array(x_path)
-                return answer(model, check_shape(X, card.sample_shape), embeddings, npy)
-
-            return Response(await run_in_threadpool(from_file), media_type=media_type)
+            content = await run_in_threadpool(service.predict_file, form, card, model, x_path, store.staging_file,
+                                              settings, embeddings, npy)
+            return Response(content, media_type=media_type)
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UNSUPPORTED_MEDIA_TYPE("Send JSON {\"instances\": [[...], ...]} or a multipart 'file'.")
     body = await request.body()

@@ -14,10 +14,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from deepclust.app.datasets.ingest import formats
 from deepclust.app.errors import not_found
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["formats"] = formats  # the upload hints list the formats of the one table
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
 # Ids are opaque to the pages, but only this alphabet ever reaches a template.

@@ -10,7 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from deepclust.app.datasets.ingest import formats
 from deepclust.app.datasets.ingest import tabular as ingest
+from deepclust.app.datasets.ingest.labels import read_labels_file
+from deepclust.app.datasets.ingest.reading import Canonical
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.errors import ApiError
 
@@ -42,10 +45,10 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(ROWS, WIDTH)).astype(np.float32), rng.choice(["b", "a", "c"], size=ROWS)
 
 
-def canon(tmp_path: Path, name: str, content: bytes, staging, **kwargs) -> tuple[ingest.Canonical, np.ndarray]:
+def canon(tmp_path: Path, name: str, content: bytes, staging, **kwargs) -> tuple[Canonical, np.ndarray]:
     src, out = tmp_path / name, tmp_path / "out.npy"
     src.write_bytes(content)
-    fmt = ingest.detect_format(name, src)
+    fmt = formats.guess(name, src.read_bytes()[:formats.MAGIC_BYTES]).name
     result = ingest.canonicalize(src, fmt, out, staging=staging, max_expanded_bytes=1 << 30, **kwargs)
     return result, np.asarray(open_array(out))
 
@@ -141,9 +144,61 @@ def test_labels_text_is_streamed_to_the_codes_np_unique_gives(tmp_path):
     labels = np.array(["10", "2", "cat", "1", "2", "10"])
     path = tmp_path / "y.txt"
     path.write_text(" \n".join(labels) + "\n\n")
-    codes = ingest.read_labels_file(path, "y.txt", len(labels))
+    codes = read_labels_file(path, "y.txt", len(labels))
     np.testing.assert_array_equal(codes, np.unique(labels, return_inverse=True)[1])
-    np.testing.assert_array_equal(ingest.read_labels_file(path, "y.txt"), codes)
+    np.testing.assert_array_equal(read_labels_file(path, "y.txt"), codes)
     with pytest.raises(ApiError) as caught:
-        ingest.read_labels_file(path, "y.txt", 4)
+        read_labels_file(path, "y.txt", 4)
     assert caught.value.details == {"n_labels": 6, "n_samples": 4}
+
+
+# -- the input-format table (app/datasets/ingest/formats.py) ---------------------------------------
+
+def test_every_format_of_the_table_has_its_readers():
+    import importlib
+    for fmt in formats.FORMATS:
+        module = importlib.import_module(fmt.reader)
+        assert callable(getattr(module, "read_rows")), fmt.name
+        assert not fmt.dataset or callable(getattr(module, "read_dataset")), fmt.name
+
+
+@pytest.mark.parametrize(("name", "head", "expected"), [
+    ("x.CSV", b"", "csv"), ("x.pq", b"", "parquet"), ("a.tar.gz", b"", "tar.gz"), ("a.tgz", b"", "tar.gz"),
+    ("a.tar", b"", "tar"), ("a.npy.zip", b"", "zip"), ("dir/a.JPEG", b"", "image"),
+    ("blob", b"\x93NUMPY", "npy"), ("blob", b"PAR1", "parquet"), ("blob", b"PK\x03\x04", "npz"),
+    ("blob", b"\x1f\x8b", "tar.gz"), ("blob", b"\0" * 257 + b"ustar", "tar"), ("blob", b"text", None)])
+def test_a_format_is_told_by_its_name_else_by_its_first_bytes(name, head, expected):
+    found = formats.guess(name, head)
+    assert (found.name if found else None) == expected
+
+
+def test_the_texts_list_the_formats_of_the_table():
+    assert formats.DATA_SUFFIXES == ".npy, .npz, .csv, .tsv, .parquet"
+    assert formats.ARCHIVE_SUFFIXES == [".zip", ".tar", ".tar.gz", ".tgz"]
+    assert formats.LABEL_COLUMN_FORMATS == ["csv", "tsv", "parquet"]
+
+
+def test_a_csv_upload_never_loads_the_archive_or_image_code(tmp_path):
+    """The readers are imported by the format that needs them: a CSV dataset loads neither the
+    archive nor the image modules (nor Pillow)."""
+    import subprocess
+    import sys
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
+    code = f"""
+import sys
+from pathlib import Path
+from contextlib import contextmanager
+from deepclust.app.core.settings import Settings
+from deepclust.app.datasets import service
+from deepclust.app.datasets.ingest.reading import Reading, detect, read_dataset
+src = Path({str(tmp_path / "x.csv")!r})
+@contextmanager
+def staging(suffix):
+    yield Path({str(tmp_path)!r}) / ("s" + suffix)
+fmt = detect("x.csv", src, dataset=True)
+canon = read_dataset(src, fmt, Path({str(tmp_path / "out.npy")!r}), Reading(staging, Settings(), {{}}, "x.csv", 1))
+loaded = [m for m in sys.modules if m.startswith("PIL") or m.rsplit(".", 1)[-1] in ("archives", "images", "image_inputs")]
+print(canon.shape, loaded)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "(3, 2) []", out.stdout + out.stderr

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepclust.app.core.npyfile import NpyWriter
+from deepclust.app.core.npyfile import NpyWriter, open_array
 from deepclust.app.core.settings import Settings
 from deepclust.app.errors import (
     ARCHIVE_LINK,
@@ -42,10 +42,8 @@ from deepclust.app.errors import (
     DUPLICATE_MEMBER,
     ENCRYPTED_ARCHIVE,
     IMAGE_FILE_TOO_LARGE,
-    IMAGE_OPTIONS_UNSUPPORTED,
     INVALID_ARCHIVE,
     INVALID_LABELS,
-    LABEL_COLUMN_UNSUPPORTED,
     MISSING_LABELS,
     NO_IMAGES,
     TOO_FEW_SAMPLES,
@@ -53,13 +51,13 @@ from deepclust.app.errors import (
     TOO_MANY_MEMBERS,
     UNKNOWN_LABEL_PATH,
     UNSAFE_PATH,
-    UNSUPPORTED_FORMAT,
     ApiError,
 )
+from deepclust.app.datasets.ingest.formats import InputFormat
 from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name, read_header
-from deepclust.app.datasets.ingest.tabular import Canonical, detect_format, label_codes
+from deepclust.app.datasets.ingest.labels import label_codes
+from deepclust.app.datasets.ingest.reading import Canonical, Reading
 
-ARCHIVE_FORMATS = ("zip", "tar", "tar.gz")
 LABELS_CSV = "labels.csv"
 _BLOCK_BYTES = 8 << 20
 
@@ -77,58 +75,20 @@ class ArchiveLimits:
                    settings.max_image_file_bytes)
 
 
-def archive_format(filename: str) -> str | None:
-    """The archive format a file name announces, or None."""
-    name = filename.lower()
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith((".tar.gz", ".tgz")):
-        return "tar.gz"
-    if name.endswith(".tar"):
-        return "tar"
-    return None
+def read_dataset(src: Path, fmt: InputFormat, out: Path, reading: Reading) -> Canonical:
+    """A dataset upload (the reader of formats.py's zip, tar, tar.gz): the form's image_size and
+    color, labels from labels.csv or the folders."""
+    settings = reading.settings
+    options = ImageOptions.from_form(reading.fields.get("image_size"), reading.fields.get("color"),
+                                     settings.max_image_pixels)
+    return read_archive(src, fmt.name, out, options=options, limits=ArchiveLimits.of(settings))
 
 
-def sniff_archive(path: Path) -> str | None:
-    """The archive format from the first bytes (for uploads whose name says nothing); zip magic is
-    left to the caller, since an .npz is a zip too."""
-    with open(path, "rb") as f:
-        head = f.read(265)
-    if head.startswith(b"\x1f\x8b"):
-        return "tar.gz"
-    if head[257:262] == b"ustar":
-        return "tar"
-    return None
-
-
-def detect_upload_format(filename: str, path: Path) -> str:
-    """An archive format, else whatever ``ingest.detect_format`` makes of the file; a nameless tar
-    is recognised by its bytes."""
-    fmt = archive_format(filename)
-    if fmt is not None:
-        return fmt
-    if is_image_name(filename):
-        raise UNSUPPORTED_FORMAT(f"{filename!r} is one image; a dataset of images is an archive "
-                                 "(.zip, .tar, .tar.gz or .tgz) of them, e.g. one folder per class.", {"filename": filename})
-    try:
-        return detect_format(filename, path)
-    except ApiError as exc:
-        if exc.status == 415 and (sniffed := sniff_archive(path)) is not None:
-            return sniffed
-        raise
-
-
-def archive_options(fmt: str, fields: dict[str, str], settings: Settings) -> ImageOptions:
-    """The image options of an upload form; they (and only they) apply to archives."""
-    options = ImageOptions.from_form(fields.get("image_size"), fields.get("color"), settings.max_image_pixels)
-    if fmt not in ARCHIVE_FORMATS and options != ImageOptions():
-        raise IMAGE_OPTIONS_UNSUPPORTED(f"image_size and color apply to image archives (.zip, .tar, "
-                                        f".tar.gz), not to {fmt}.", format=fmt)
-    if fmt in ARCHIVE_FORMATS and fields.get("label_column"):
-        raise LABEL_COLUMN_UNSUPPORTED("label_column applies to csv, tsv and parquet; an archive takes "
-                                       "its labels from a labels.csv member, its folder names, or a 'labels' file.",
-                                       label_column=fields["label_column"])
-    return options
+def read_rows(src: Path, fmt: InputFormat, out: Path, reading: Reading) -> np.ndarray:
+    """Images to predict, made like the model's training images (``reading.image_options``)."""
+    read_archive(src, fmt.name, out, options=reading.image_options(), limits=ArchiveLimits.of(reading.settings),
+                 with_labels=False, min_samples=1)
+    return open_array(out)
 
 
 # -- refusals ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Everything needed to replay the training preprocessing is in the model itself: i
 ``sample_shape`` ``[C, H, W]`` gives the size and the colour mode (1 channel: grayscale, 3: rgb),
 and its fitted scaler says whether it was trained on 8-bit pixel values (``divide255``, what
 every uint8 source, archives included, is trained with). Decoding, conversion and resizing are
-the same functions ingest uses (``app.images``); the model's scaler does the rest, as it did in
+the same functions ingest uses (``images.py``); the model's scaler does the rest, as it did in
 training. That holds for a model imported without its dataset too.
 """
 from __future__ import annotations
@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deepclust.app.datasets.ingest.archives import ArchiveLimits, archive_format, read_archive
-from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.results import ModelCard
-from deepclust.app.core.settings import Settings
+from deepclust.app.datasets.ingest.archives import ArchiveLimits
+from deepclust.app.datasets.ingest.formats import InputFormat
+from deepclust.app.datasets.ingest.reading import Reading
 from deepclust.app.errors import IMAGE_FILE_TOO_LARGE, IMAGE_INPUT_UNSUPPORTED
-from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name
-from deepclust.app.http.uploads import UploadedFile
+from deepclust.app.datasets.ingest.images import ImageOptions, decode
 from deepclust.models import DeepClusterer
 
 
@@ -37,21 +36,14 @@ def training_image_options(card: ModelCard, model: DeepClusterer) -> ImageOption
     return ImageOptions.for_sample_shape(shape)
 
 
-def image_rows(upload: UploadedFile, card: ModelCard, model: DeepClusterer, out: Path,
-               settings: Settings) -> np.ndarray | None:
-    """The upload's images as (N, C, H, W) float32 rows for the model; None if its name says it
-    holds no images (then it is a feature or array file, read like a dataset)."""
-    fmt = archive_format(upload.filename)
-    if fmt is None and not is_image_name(upload.filename):
-        return None
-    options = training_image_options(card, model)
-    limits = ArchiveLimits.of(settings)
-    if fmt is not None:
-        read_archive(upload.path, fmt, out, options=options, limits=limits, with_labels=False, min_samples=1)
-        return open_array(out)
-    if upload.size > limits.max_member_bytes:
-        raise IMAGE_FILE_TOO_LARGE(f"The image is {upload.size} bytes, more than the "
+def read_rows(src: Path, fmt: InputFormat, out: Path, reading: Reading) -> np.ndarray:
+    """One image file to predict (the reader of formats.py's ``image``), as a (1, C, H, W) float32
+    row made like the model's training images (``reading.image_options``)."""
+    options = reading.image_options()
+    limits = ArchiveLimits.of(reading.settings)
+    if reading.size > limits.max_member_bytes:
+        raise IMAGE_FILE_TOO_LARGE(f"The image is {reading.size} bytes, more than the "
                                    f"{limits.max_member_bytes} bytes one image file may have (DEEPCLUST_MAX_IMAGE_FILE_BYTES).",
-                                   {"size": upload.size, "limit": limits.max_member_bytes})
-    pixels = decode(upload.path.read_bytes(), upload.filename, options, limits.max_image_pixels)
+                                   {"size": reading.size, "limit": limits.max_member_bytes})
+    pixels = decode(src.read_bytes(), reading.filename, options, limits.max_image_pixels)
     return pixels[None].astype(np.float32)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from deepclust.app.datasets.ingest.formats import IMAGE_SUFFIXES
 from deepclust.app.errors import IMAGE_TOO_LARGE, INVALID_COLOR, INVALID_IMAGE_SIZE, UNREADABLE_IMAGE, ApiError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 COLORS = ("grayscale", "rgb")
 RESAMPLE = Image.Resampling.BILINEAR

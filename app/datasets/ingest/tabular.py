@@ -1,4 +1,4 @@
-"""Uploaded files in, canonical datasets out.
+"""Feature files (.npy, .npz, .csv, .tsv, .parquet) in, canonical datasets out.
 
 The canonical dataset is one float32 C-order ``.npy`` that the worker memory-maps. A float32
 little-endian ``.npy`` upload already is one: it is checked where it lies and published by
@@ -21,8 +21,8 @@ import math
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +31,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from deepclust.app.core.npyfile import BadNpy, NpyHeader, NpyWriter, open_array, read_header, rewrite_shape
+from deepclust.app.core.npyfile import NpyHeader, NpyWriter, open_array, rewrite_shape
+from deepclust.app.datasets.ingest.formats import LABEL_COLUMN_FORMATS, InputFormat, joined
+from deepclust.app.datasets.ingest.labels import label_codes
+from deepclust.app.datasets.ingest.reading import Canonical, Reading, Staging, checked_npy, npy_header
 from deepclust.app.errors import (
-    CODES,
     EMPTY_DATA,
     INVALID_FILE,
-    INVALID_LABELS,
-    LABELS_LENGTH_MISMATCH,
     LABEL_COLUMN_UNSUPPORTED,
     MISSING_ARRAY,
     MISSING_LABELS,
@@ -47,7 +47,6 @@ from deepclust.app.errors import (
     RAGGED_ROWS,
     TOO_FEW_SAMPLES,
     TOO_LARGE,
-    TOO_MANY_CLASSES,
     TOO_MANY_COLUMNS,
     TOO_MANY_DIMENSIONS,
     TRUNCATED_FILE,
@@ -57,7 +56,6 @@ from deepclust.app.errors import (
 )
 
 FEATURE_FORMATS = ("npy", "npz", "csv", "tsv", "parquet")
-_SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 _BLOCK_BYTES = 8 << 20
 # A table wider than this is refused from its first row or schema, before anything is buffered:
 # the readers keep state per column (a 2-row CSV of 2M columns took the server past 16 GB).
@@ -67,24 +65,7 @@ _MAX_PARQUET_FOOTER = 32 << 20
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}  # what numpy.savez / savez_compressed write
 _CANONICAL = np.dtype("<f4")
 
-Staging = Callable[[str], AbstractContextManager[Path]]
 Blocks = Iterator[tuple[np.ndarray, np.ndarray | None]]  # rows, and their labels when a column holds them
-
-
-@dataclass(frozen=True)
-class Canonical:
-    shape: tuple[int, ...]
-    source_dtype: str
-    labels: np.ndarray | None  # int64 class codes 0..n_classes-1
-    n_classes: int | None
-
-    @property
-    def kind(self) -> str:
-        return "features" if len(self.shape) == 2 else "images"
-
-    @property
-    def sample_shape(self) -> list[int]:
-        return list(self.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -93,23 +74,19 @@ class Limits:
     max_columns: int = MAX_COLUMNS
 
 
-def detect_format(filename: str, path: Path) -> str:
-    """The format from the file name, or from the first bytes when the name says nothing."""
-    name = filename.lower()  # image archives are told apart before this (app.archives)
-    suffix = Path(name).suffix
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    if head.startswith(b"PK\x03\x04"):
-        return "npz"
-    raise UNSUPPORTED_FORMAT(f"Cannot tell the format of {filename!r}: use .npy, .npz, .csv, .tsv, .parquet, or an image "
-                      "archive .zip, .tar, .tar.gz or .tgz.",
-                      filename=filename)
+def read_dataset(src: Path, fmt: InputFormat, out: Path, reading: Reading) -> Canonical:
+    """A dataset upload (the reader of formats.py's npy, npz, csv, tsv, parquet)."""
+    settings = reading.settings
+    return canonicalize(src, fmt.name, out, staging=reading.staging, label_column=reading.label_column,
+                        max_expanded_bytes=settings.max_expanded_bytes, max_columns=settings.max_columns)
+
+
+def read_rows(src: Path, fmt: InputFormat, out: Path, reading: Reading) -> np.ndarray:
+    """Rows to predict: one is enough, the label column (if named) dropped, no fsync."""
+    settings = reading.settings
+    canonicalize(src, fmt.name, out, staging=reading.staging, max_expanded_bytes=settings.max_expanded_bytes,
+                 label_column=reading.label_column, min_samples=1, max_columns=settings.max_columns, durable=False)
+    return open_array(out)
 
 
 def canonicalize(src: Path, fmt: str, out: Path, *, staging: Staging, label_column: str | None = None,
@@ -121,8 +98,8 @@ def canonicalize(src: Path, fmt: str, out: Path, *, staging: Staging, label_colu
     A ``src`` that already is canonical is moved to ``out`` (so ``src`` may be gone afterwards).
     ``durable=False`` skips the fsync, for a scratch result (predict) that no one keeps.
     """
-    if label_column is not None and fmt not in ("csv", "tsv", "parquet"):
-        raise LABEL_COLUMN_UNSUPPORTED(f"label_column applies to csv, tsv and parquet, not {fmt}; "
+    if label_column is not None and fmt not in LABEL_COLUMN_FORMATS:
+        raise LABEL_COLUMN_UNSUPPORTED(f"label_column applies to {joined(LABEL_COLUMN_FORMATS, 'and')}, not {fmt}; "
                                        "upload the labels as a separate 'labels' file", label_column=label_column)
     limits = Limits(max_expanded_bytes, max_columns)
     column_labels = npz_labels = None
@@ -201,20 +178,6 @@ def _write_blocks(blocks: Blocks, out: Path, limits: Limits, durable: bool) -> t
 
 # -- .npy / .npz -------------------------------------------------------------------------------
 
-def _header(path: Path, what: str = "file") -> NpyHeader:
-    try:
-        return read_header(path)
-    except BadNpy as exc:
-        raise CODES[exc.code](f"The {what} is refused: {exc}") from None
-
-
-def _checked_npy(path: Path, what: str = "file") -> np.ndarray:
-    try:
-        return open_array(path)
-    except BadNpy as exc:
-        raise CODES[exc.code](f"The {what} is refused: {exc}") from None
-
-
 def _npy_blocks(path: Path, header: NpyHeader, shape: tuple[int, ...]) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, rows) of the array at ``path`` read as ``shape``, ~``_BLOCK_BYTES`` at a time into
     one reused buffer: read, not memory-mapped, so the file's pages never count as this process's
@@ -241,7 +204,7 @@ def _canonical_npy(src: Path, out: Path, limits: Limits, durable: bool,
                    min_samples: int) -> tuple[tuple[int, ...], str]:
     """A float32 little-endian C-order array is checked in place and moved to ``out``; anything
     else is converted block by block. Returns the canonical shape and the source dtype."""
-    header = _header(src)
+    header = npy_header(src)
     shape = header.shape
     if header.dtype.kind not in "biuf" or header.dtype.fields is not None:
         raise NON_NUMERIC(f"The array has dtype {header.dtype}; only numbers (bool, int, float) are "
@@ -303,7 +266,7 @@ def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: in
         if "y.npy" in members:
             y_path = stack.enter_context(staging(".npy"))
             _extract(zf, members["y.npy"], y_path, budget)
-            labels = np.asarray(_checked_npy(y_path, "array 'y'"))
+            labels = np.asarray(checked_npy(y_path, "array 'y'"))
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
         raise INVALID_FILE(f"The .npz cannot be read: it is truncated or corrupt ({exc}).") from None
     return x_path, labels
@@ -564,102 +527,3 @@ def _parquet_block(batch: pa.RecordBatch, features: list[int], label: int | None
         if y.dtype == object:  # text labels
             y = y.astype(str)
     return x, y
-
-
-# -- labels ------------------------------------------------------------------------------------
-
-# More classes than this cannot be scored: the accuracy's matching matrix is (classes x clusters).
-MAX_CLASSES = 4096
-MAX_LABEL_CHARS = 1000
-
-
-def read_labels_file(path: Path, filename: str, n_samples: int | None = None) -> np.ndarray:
-    """Labels from a .npy vector or a text file with one label per line.
-
-    With ``n_samples``, the count is checked before the labels are kept: from the .npy header, or
-    line by line for text, which is streamed and kept as one int64 code per line (never as a list
-    of strings); the codes are those ``label_codes`` gives the text labels.
-    """
-    with open(path, "rb") as f:
-        is_npy = f.read(6) == b"\x93NUMPY"
-    if is_npy or filename.lower().endswith(".npy"):
-        header = _header(path, "labels file")
-        if n_samples is not None and header.shape and header.shape[0] != n_samples:
-            raise _length_mismatch(header.shape[0], n_samples)
-        return np.asarray(_checked_npy(path, "labels file"))
-    if n_samples is None:
-        n_samples = _count_lines(path)
-    ids, names = _text_label_ids(path, n_samples)
-    # Renumber in sorted order of the names, as np.unique does.
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[np.argsort(np.asarray(names))] = np.arange(len(names))
-    return rank[ids]
-
-
-def _text_label_ids(path: Path, n_samples: int) -> tuple[np.ndarray, list[str]]:
-    ids = np.empty(n_samples, dtype=np.int64)
-    table: dict[str, int] = {}
-    count, gap = 0, None  # gap: the first empty line, an error only if a label follows it
-    try:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            line_no = 0
-            while line := f.readline(MAX_LABEL_CHARS + 2):  # a huge "line" is never read whole
-                line_no += 1
-                label = line.strip()
-                if len(label) > MAX_LABEL_CHARS:
-                    raise INVALID_LABELS(f"Line {line_no} of the labels file is longer than "
-                                         f"{MAX_LABEL_CHARS} characters; one label per line.")
-                if not label:
-                    gap = gap or line_no
-                    continue
-                if gap is not None:
-                    raise INVALID_LABELS(f"Line {gap} of the labels file is empty; one label per line.")
-                if count == n_samples:
-                    raise _length_mismatch(_count_lines(path), n_samples)
-                code = table.setdefault(label, len(table))
-                if len(table) > MAX_CLASSES:
-                    raise _too_many_classes(MAX_CLASSES)
-                ids[count] = code
-                count += 1
-    except UnicodeDecodeError:
-        raise INVALID_LABELS("The labels file is neither a .npy nor UTF-8 text with one label per line.") from None
-    if count == 0:
-        raise INVALID_LABELS("The labels file is empty.")
-    if count != n_samples:
-        raise _length_mismatch(count, n_samples)
-    return ids, list(table)
-
-
-def _count_lines(path: Path) -> int:
-    """Non-empty lines, for the message of a mismatch (streamed, nothing kept)."""
-    with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
-def _length_mismatch(n_labels: int, n_samples: int) -> ApiError:
-    return LABELS_LENGTH_MISMATCH(f"There are {n_labels} labels for {n_samples} samples.",
-                                  n_labels=n_labels, n_samples=n_samples)
-
-
-def _too_many_classes(limit: int) -> ApiError:
-    return TOO_MANY_CLASSES(f"The labels name more than {limit} classes; labels are class names or "
-                            "numbers for scoring the clustering, with at most that many classes.", limit=limit)
-
-
-def label_codes(values: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
-    """Class codes 0..C-1 (the names or numbers only matter up to a permutation for the metrics)."""
-    values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1:
-        raise INVALID_LABELS(f"Labels must be a vector; got shape {list(values.shape)}.")
-    if values.dtype.kind not in "biufUS":
-        raise INVALID_LABELS(f"Labels of dtype {values.dtype} are not understood; use integers or text.")
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        raise INVALID_LABELS("Labels contain NaN or infinity.")
-    if len(values) != n_samples:
-        raise _length_mismatch(len(values), n_samples)
-    classes, codes = np.unique(values, return_inverse=True)
-    if len(classes) > MAX_CLASSES:
-        raise _too_many_classes(MAX_CLASSES)
-    return codes.astype(np.int64), len(classes)
