@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                   pool_timeout=settings.db_pool_timeout_seconds,
                                   connect_timeout=settings.db_connect_timeout_seconds)
     app.state.db = Database(app.state.engine)
-    app.state.cleanup_limiter = anyio.CapacityLimiter(4)
     app.state.store = store_for(settings.data_dir)
     app.state.dispatcher = make_dispatcher(settings)
     app.state.models = ModelCache(settings.model_cache_size, settings.device)

@@ -100,9 +100,21 @@ def serve(host: Annotated[Optional[str], typer.Option(help="Bind address (DEEPCL
 def worker(queue: Annotated[Optional[str], typer.Option(help="Queue to consume (DEEPCLUST_QUEUE, default gpu).",
                                                         show_default=False)] = None,
            concurrency: Annotated[int, typer.Option(help="Jobs at once; 1 per GPU.")] = 1,
+           check: Annotated[bool, typer.Option("--check", help="Print the device (DEEPCLUST_DEVICE, "
+                                               "CUDA_VISIBLE_DEVICES), its memory and the library versions "
+                                               "as JSON and exit: 0 if the device is usable, 1 if not.")] = False,
            log_level: Annotated[LogLevel, typer.Option(case_sensitive=False)] = LogLevel.info) -> None:
     """Run a Celery worker for the job queue (DEEPCLUST_DISPATCHER=celery)."""
     from deepclust.app.core.settings import Settings
+
+    if check:
+        import json
+
+        from deepclust.worker.environment import describe
+
+        info = describe(Settings().device)
+        print(json.dumps(info, indent=1))
+        raise typer.Exit(0 if info["usable"] else 1)
     from deepclust.worker.celery_app import app
 
     setup_logging(log_level)

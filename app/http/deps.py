@@ -1,6 +1,6 @@
 """FastAPI dependencies: settings, the database, the artifact store, the dispatcher, the tenant.
 
-Routes reach the database through ``Db``: ``await db.run(fn, *args)`` opens a session, calls
+Every route reaches the database through ``DbDep``: ``await db.run(fn, *args)`` opens a session, calls
 ``fn(session, *args)`` and closes it, all inside one worker thread. A connection is therefore
 held only while queries run, never while a request waits for a thread, reads its body or is
 serialised; the pool holds as many connections as there are request threads, so a query never
@@ -10,14 +10,12 @@ threads while the threads wait for connections, until the pool times out.)
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
@@ -51,16 +49,6 @@ def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """A session for the whole request, for routes that have not moved to ``Db`` yet. Its close
-    runs on a limiter of its own, so it never waits behind the request threads."""
-    session = new_session(request.app.state.engine)
-    try:
-        yield session
-    finally:
-        await anyio.to_thread.run_sync(session.close, limiter=request.app.state.cleanup_limiter)
-
-
 def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
@@ -71,7 +59,6 @@ def get_dispatcher(request: Request) -> Dispatcher:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Database, Depends(get_db)]
-SessionDep = Annotated[Session, Depends(get_session)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 

@@ -25,8 +25,10 @@ from deepclust.app.errors import (
     NOT_IMAGES,
     NO_LABELS,
     PLOTTING_UNAVAILABLE,
+    PLOT_NOT_FOUND,
     ApiError,
 )
+from deepclust.app.tenancy.ownership import owned
 from deepclust.app.trained_models.predict import ModelCache
 from deepclust.models import DeepClusterer, plotting
 
@@ -46,6 +48,28 @@ def plot_key(job_id: str, name: str, projection: str = "pca") -> str:
 def cache_prefix(job_id: str) -> str:
     """Everything drawn for a job: deleting the job removes it."""
     return f"plots/{job_id}"
+
+
+def plot_job(session: Session, tenant: str, job_id: str, name: str) -> Job:
+    """The tenant's job, once ``name`` is known to be a plot (404 for either)."""
+    job = owned(session, Job, job_id, tenant)
+    if name not in PLOTS:
+        raise PLOT_NOT_FOUND(f"There is no plot {name!r}; the plots are {', '.join(PLOTS)}.",
+                             {"plot": name, "plots": list(PLOTS)})
+    return job
+
+
+def job_plot_png(session: Session, store: ArtifactStore, models: ModelCache, tenant: str, job_id: str, name: str,
+                 projection: str = "pca") -> tuple[bytes, bool]:
+    """The picture, and whether the job has ended (then the picture never changes)."""
+    job = plot_job(session, tenant, job_id, name)
+    finished = job.status not in ACTIVE_STATES
+    return plot_png(session, store, models, job, name, projection), finished
+
+
+def job_plot_numbers(session: Session, store: ArtifactStore, models: ModelCache, tenant: str, job_id: str,
+                     name: str, projection: str = "pca") -> dict:
+    return plot_numbers(session, store, models, plot_job(session, tenant, job_id, name), name, projection)
 
 
 def plot_png(session: Session, store: ArtifactStore, models: ModelCache, job: Job, name: str,

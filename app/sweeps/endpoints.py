@@ -1,9 +1,10 @@
+"""The routes of /v1/sweeps: start, list, read, cancel, plot."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
 from deepclust.app.sweeps import service as sweeps
-from deepclust.app.http.deps import DispatcherDep, SessionDep, StoreDep, TenantDep
+from deepclust.app.http.deps import DbDep, DispatcherDep, StoreDep, TenantDep
 from deepclust.app.http.paging import LimitQuery, OffsetQuery
 from deepclust.app.errors import (
     BROKER_UNAVAILABLE,
@@ -42,42 +43,39 @@ _PNG_EXAMPLE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhf
                               INVALID_REQUEST, UNKNOWN_METHOD, METHOD_INPUT_KIND, INVALID_N_CLUSTERS,
                               INVALID_PARAMS, INVALID_GRID, GRID_TOO_LARGE, INVALID_SELECTION,
                               UNSUPPORTED_INPUT_SHAPE, DATABASE_UNAVAILABLE, BROKER_UNAVAILABLE))
-def create_sweep(body: SweepCreate, response: Response, session: SessionDep, dispatcher: DispatcherDep,
+async def create_sweep(body: SweepCreate, response: Response, db: DbDep, dispatcher: DispatcherDep,
                  tenant: TenantDep) -> SweepOut:
     """Start a sweep: one ordinary job per (K, seed), listed, cancellable and resumable like any
     job; jobs of the same seed reuse one pretraining where the method allows it. Once they have
     all ended, `result` names the recommended K and run, chosen without labels."""
-    sweep = sweeps.create_sweep(session, dispatcher, tenant, body)
+    sweep = await db.run(sweeps.create, dispatcher, tenant, body)
     response.headers["Location"] = f"/v1/sweeps/{sweep.id}"
-    return SweepOut.of(sweep, sweeps.view(session, sweep))
+    return sweep
 
 
 @router.get("", response_model=Page[SweepOut], summary="List your sweeps, newest first",
             responses={**errors(MALFORMED_REQUEST), 200: {"content": {"application/json": {"example": page_example(_EXAMPLE)}}}})
-def list_sweeps(session: SessionDep, tenant: TenantDep,
+async def list_sweeps(db: DbDep, tenant: TenantDep,
                 dataset_id: str | None = Query(None, description="Only sweeps of this dataset."),
                 limit: LimitQuery = 50, offset: OffsetQuery = 0) -> Page[SweepOut]:
     """Your sweeps, newest first, optionally of one dataset."""
-    rows, total = sweeps.list_sweeps(session, tenant, dataset_id, limit, offset)
-    return Page(items=[SweepOut.of(r, sweeps.view(session, r)) for r in rows], total=total)
+    return await db.run(sweeps.page, tenant, dataset_id, limit, offset)
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, summary="One sweep: status, progress, result",
             responses=errors(SWEEP_NOT_FOUND))
-def get_sweep(sweep_id: str, session: SessionDep, tenant: TenantDep) -> SweepOut:
+async def get_sweep(sweep_id: str, db: DbDep, tenant: TenantDep) -> SweepOut:
     """The sweep with the progress of its jobs and, once succeeded, its result table."""
-    sweep = sweeps.owned_sweep(session, sweep_id, tenant)
-    return SweepOut.of(sweep, sweeps.view(session, sweep))
+    return await db.run(sweeps.get, sweep_id, tenant)
 
 
 @router.post("/{sweep_id}/cancel", status_code=202, response_model=SweepOut,
              summary="Cancel every job of the sweep that has not ended",
              responses=errors(SWEEP_NOT_FOUND, SWEEP_FINISHED))
-def cancel_sweep(sweep_id: str, session: SessionDep, store: StoreDep, tenant: TenantDep) -> SweepOut:
+async def cancel_sweep(sweep_id: str, db: DbDep, store: StoreDep, tenant: TenantDep) -> SweepOut:
     """Cancel the sweep's queued and running jobs (running ones stop within an epoch); the sweep
     then ends `cancelled`. A finished sweep answers 409."""
-    sweep = sweeps.cancel_sweep(session, store, tenant, sweep_id)
-    return SweepOut.of(sweep, sweeps.view(session, sweep))
+    return await db.run(sweeps.cancel, store, tenant, sweep_id)
 
 
 @router.get("/{sweep_id}/plot.png", response_class=Response,
@@ -87,6 +85,6 @@ def cancel_sweep(sweep_id: str, session: SessionDep, store: StoreDep, tenant: Te
                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"},
                                                        "example": _PNG_EXAMPLE}}}},
             summary="The sweep's criteria against K (once succeeded)")
-def get_plot(sweep_id: str, session: SessionDep, tenant: TenantDep) -> Response:
+async def get_plot(sweep_id: str, db: DbDep, tenant: TenantDep) -> Response:
     """A PNG of every criterion against K; 409 until the sweep has succeeded."""
-    return Response(sweeps.plot_png(session, tenant, sweep_id), media_type="image/png")
+    return Response(await db.run(sweeps.plot_png, tenant, sweep_id), media_type="image/png")

@@ -26,7 +26,8 @@ from deepclust.app.errors import (
 )
 from deepclust.app.jobs.service import method_for, validated_params
 from deepclust.app.tenancy.ownership import owned
-from deepclust.app.sweeps.schemas import SweepCreate
+from deepclust.app.http.paging import Page
+from deepclust.app.sweeps.schemas import SweepCreate, SweepOut
 from deepclust.models import selection as model_selection
 
 MAX_GRID = 200  # jobs per sweep: a bigger grid is almost surely a typo in a range
@@ -122,6 +123,27 @@ def view(session: Session, sweep: Sweep) -> dict:
     pairs = sweepstate.children(session, sweep.id)
     status, progress = sweepstate.status_and_progress(sweep, [job for _, job in pairs])
     return {"status": status, "progress": progress, "job_ids": [link.job_id for link, _ in pairs]}
+
+
+def out(session: Session, sweep: Sweep) -> SweepOut:
+    return SweepOut.of(sweep, view(session, sweep))
+
+
+def create(session: Session, dispatcher: Dispatcher, tenant: str, body: SweepCreate) -> SweepOut:
+    return out(session, create_sweep(session, dispatcher, tenant, body))
+
+
+def page(session: Session, tenant: str, dataset_id: str | None, limit: int, offset: int) -> Page[SweepOut]:
+    rows, total = list_sweeps(session, tenant, dataset_id, limit, offset)
+    return Page(items=[out(session, r) for r in rows], total=total)
+
+
+def get(session: Session, sweep_id: str, tenant: str) -> SweepOut:
+    return out(session, owned_sweep(session, sweep_id, tenant))
+
+
+def cancel(session: Session, store: ArtifactStore, tenant: str, sweep_id: str) -> SweepOut:
+    return out(session, cancel_sweep(session, store, tenant, sweep_id))
 
 
 def cancel_sweep(session: Session, store: ArtifactStore, tenant: str, sweep_id: str) -> Sweep:
