@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -23,12 +24,27 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from deepclust.models import Callback, DeepClusterer  # noqa: E402
-from deepclust.models.methods import get_method  # noqa: E402
+from deepclust.models import Callback, DeepClusterer, get_method  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
-from deepclust.models.training.device import resolve_device  # noqa: E402
 
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+# The datasets folder: $DEEPCLUST_DATASETS, else ../shared/datasets beside the repository.
+DATASETS = Path(os.environ.get("DEEPCLUST_DATASETS") or ROOT.parent.parent / "shared" / "datasets")
+
+
+def torch_device(name: str) -> torch.device:
+    """The device a ``device=name`` estimator trains on (``"auto"``: CUDA when present)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_preset(method: str, name: str) -> dict:
+    """``presets/<method>.json``'s entry ``name`` (``n_clusters``, ``params``, ``scaling``);
+    ``KeyError`` naming the presets there if it has none."""
+    presets = json.loads((ROOT / "presets" / f"{method}.json").read_text())
+    if name.startswith("_") or name not in presets:
+        raise KeyError(f"no preset {name!r} for {method}; have {[k for k in presets if not k.startswith('_')]}")
+    return presets[name]
 
 
 class PhaseTimer(Callback):
@@ -99,10 +115,10 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     preset_name = args.preset or args.dataset
-    presets = json.loads((ROOT / "presets" / f"{args.method}.json").read_text())
-    if preset_name not in presets:
-        ap.error(f"no preset {preset_name!r} for {args.method}; have {[k for k in presets if not k.startswith('_')]}")
-    preset = presets[preset_name]
+    try:
+        preset = load_preset(args.method, preset_name)
+    except KeyError as exc:
+        ap.error(exc.args[0])
     overrides = parse_overrides(args.overrides)
     params = {**preset["params"], **overrides}
     x, y = load_dataset(args.dataset, args.data_dir, images="features" not in get_method(args.method).input_kinds)
@@ -111,7 +127,7 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         est = DeepClusterer(args.method, preset["n_clusters"], random_state=seed, device=args.device,
                             scaling=preset.get("scaling", "auto"), **params)
-        timer = PhaseTimer(resolve_device(args.device))
+        timer = PhaseTimer(torch_device(args.device))
         start = time.perf_counter()
         est.fit(x, callbacks=[timer, *([LabelTrace(y)] if args.trace else [])])
         timer.close()
