@@ -44,3 +44,35 @@ def test_the_python_client_stays_light(heavy):
     """`from deepclust import Client` in a notebook loads httpx and numpy, not the server or torch."""
     chain = GRAPH.chain("deepclust.app.client", heavy)
     assert chain is None, f"deepclust.app.client imports {heavy}: {' -> '.join(chain)}"
+
+
+# -- app/ by domain (docs/architecture.md, "Map") ---------------------------------------------------
+
+DOMAINS = ("datasets", "jobs", "sweeps", "trained_models", "plots", "tenancy", "ops")
+
+
+def _domain(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["deepclust", "app"] and parts[2] in DOMAINS else None
+
+
+def test_only_the_cli_imports_the_worker():
+    """The API process never runs a job: `deepclust serve` (the CLI) starts the local runner."""
+    assert any(under(a, f"{APP}.cli") and under(b, WORKER) for a, b in GRAPH.direct(APP))  # the graph sees it
+    bad = [(a, b) for a, b in GRAPH.direct(APP) if under(b, WORKER) and not under(a, f"{APP}.cli")]
+    assert bad == [], f"imports of the worker outside deepclust.app.cli: {bad}"
+
+
+def test_a_domain_imports_no_other_domains_routes():
+    """Domains share service functions and schemas, never routes; only the app factory gathers the routers."""
+    endpoints = [m for m in GRAPH.files if m.endswith(".endpoints")]
+    assert {_domain(m) for m in endpoints} >= {"datasets", "jobs", "sweeps", "trained_models", "plots", "ops"}
+    bad = [(a, b) for a, b in GRAPH.direct(APP) if b in endpoints and _domain(a) != _domain(b)
+           and a != f"{APP}.main"]
+    assert bad == [], f"routes imported across domains: {bad}"
+
+
+def test_the_app_root_keeps_only_the_factory_the_server_errors_and_lifecycle():
+    root = sorted(m.rpartition(".")[2] for m in GRAPH.files if m.count(".") == 2 and under(m, APP)
+                  and not GRAPH.files[m].name == "__init__.py")
+    assert root == ["errors", "lifecycle", "main", "retention", "server"], root

@@ -1,19 +1,20 @@
+"""Operational routes (/healthz, /readyz, /metrics) and the method catalogue (/v1/methods)."""
 from __future__ import annotations
 
 import hmac
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app.errors import NOT_READY, UNAUTHORIZED
 from deepclust.app.http.openapi import errors
 from deepclust.app.http.paging import Page, page_example
+from deepclust.app.ops.service import readiness
 from deepclust.app.ops.schemas import HealthOut, MethodOut, ReadyOut
 from deepclust.models import list_methods
 
-# Any route may answer 503 when the server is at capacity (app/admission.py).
+# Any route may answer 503 when the server is at capacity (http/admission.py).
 router = APIRouter()
 
 
@@ -23,24 +24,12 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-def _database_health(engine) -> str:
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        return f"database unreachable: {type(exc).__name__}"
-    return "ok"
-
-
 @router.get("/readyz", tags=["ops"], summary="200 when the database and the broker answer, else 503 naming which",
             response_model=ReadyOut, responses=errors(NOT_READY))
 async def readyz(request: Request):
     """Readiness: 200 when the database and the broker answer, else 503 naming which is down
     (`details` holds each check)."""
-    checks = {"database": await run_in_threadpool(_database_health, request.app.state.engine), "broker": "ok"}
-    broker = await run_in_threadpool(request.app.state.dispatcher.health)
-    if broker is not None:
-        checks["broker"] = broker
+    checks = await run_in_threadpool(readiness, request.app.state.engine, request.app.state.dispatcher)
     down = [name for name, state in checks.items() if state != "ok"]
     if down:
         return NOT_READY.response(f"Not ready: {', '.join(down)} down.", checks)
