@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(None, gt=0)
     retention_interval_seconds: float = 3600.0
 
-    # -- holding up under load (app/admission.py, app/api/deps.py) ------------------------------
+    # -- holding up under load (app/http/admission.py, app/http/deps.py) ------------------------------
     # Threads that run the blocking work of requests (queries, predict); the database pool holds
     # as many connections, so a thread never waits for one (sessions live inside one thread call).
     request_threads: int = 32
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     # nested deeper than this 400; both checked before the route parses it.
     max_json_bytes: int = 16 << 20
     max_json_depth: int = 32
-    # What one job's model, optimiser and activations may need (app/budget.py); more is a 422.
+    # What one job's model, optimiser and activations may need (app/jobs/budget.py); more is a 422.
     max_job_memory_bytes: int = 8 << 30
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ EXEMPT = frozenset({"/healthz", "/metrics"})
 
 
 def exempt(path: str) -> bool:
-    # Event streams stay open for a job's whole run; they have their own limit (app/api/events.py).
+    # Event streams stay open for a job's whole run; they have their own limit (jobs/events.py).
     return path in EXEMPT or (path.startswith("/v1/jobs/") and path.endswith("/events"))
 
 

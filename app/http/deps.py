@@ -63,13 +63,13 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 # Declared for the OpenAPI document (the "Authorize" button); the key is checked by
-# app/access.py before the route runs and before any body is read.
+# http/access.py before the route runs and before any body is read.
 _bearer = HTTPBearer(auto_error=False, description="An API key from `deepclust keys create`.")
 
 
 async def current_tenant(request: Request, _credentials=Depends(_bearer)) -> str:
     tenant = getattr(request.state, "tenant", None)
-    if tenant is None:  # a route outside /v1 that app/access.py does not guard: check the key here
+    if tenant is None:  # a route outside /v1 that http/access.py does not guard: check the key here
         settings = request.app.state.settings
         if not settings.auth_enabled:
             return LOCAL_TENANT

@@ -10,7 +10,7 @@ so the sum of declared sizes is a hard ceiling; a tar member's size is in its he
 
 Two passes keep memory flat whatever the archive holds: the first reads only image headers
 (sizes, colour modes, count, names), which fixes the output shape; the second decodes each
-image, converts and resizes it (``app.images``) and appends it to the ``.npy`` as it goes.
+image, converts and resizes it (``images.py``) and appends it to the ``.npy`` as it goes.
 Samples are in archive order (``unzip -Z1`` / ``tar -tf`` order), skipped members aside.
 
 Labels: a root ``labels.csv`` (``path,label``; header optional, extra columns ignored) wins;
