@@ -1,3 +1,4 @@
+"""The routes of /v1/datasets: upload (streamed, checked, stored once), list, read, delete."""
 from __future__ import annotations
 
 from contextlib import ExitStack
