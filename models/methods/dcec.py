@@ -26,6 +26,8 @@ class DCECParams(Params):
     pretrain_lr: float = Field(1e-3, gt=0, le=10)
     pretrain_momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam).")
     kmeans_n_init: int = Field(20, ge=1, le=1000, description="k-means restarts for the centre init.")
+    kmeans_backend: Literal["auto", "torch", "sklearn"] = Field(
+        "auto", description="Where k-means runs: 'auto' is torch on a GPU, scikit-learn on the CPU.")
     alpha: float = Field(1.0, gt=0, le=100, description="Student-t degrees of freedom.")
     gamma: float = Field(0.1, ge=0, le=1000, description="Weight of the clustering loss against reconstruction.")
     maxiter: int = Field(20_000, ge=1, le=10_000_000, description="Fine-tuning iterations at most.")

@@ -77,7 +77,10 @@ def otsu_threshold(q: Tensor, bins: int = OTSU_BINS) -> Tensor:
     """
     values = q.detach().flatten()
     index = torch.floor(values.to(torch.float64) * bins).long().clamp_(0, bins - 1)
-    p = torch.bincount(index, minlength=bins).to(torch.float64) / values.numel()
+    # Counted with index_add_, not bincount: CUDA's bincount reads the largest value back to
+    # the host to size its output, a device sync in every step.
+    counts = torch.zeros(bins, dtype=torch.int64, device=index.device).index_add_(0, index, torch.ones_like(index))
+    p = counts.to(torch.float64) / values.numel()
     omega = torch.cumsum(p, 0)
     mu = torch.cumsum(torch.arange(bins, dtype=torch.float64, device=p.device) * p, 0)
     between = (mu[-1] * omega - mu).pow(2) / (omega * (1.0 - omega) + 1e-6)
@@ -132,6 +135,8 @@ class DECSParams(Params):
     pretrain_lr: float = Field(1e-3, gt=0, le=10)
     pretrain_augment: bool = Field(True, description="Random rotation ±10° and shift ±10% while pretraining.")
     kmeans_n_init: int = Field(20, ge=1, le=1000, description="k-means restarts for the centre init.")
+    kmeans_backend: Literal["auto", "torch", "sklearn"] = Field(
+        "auto", description="Where k-means runs: 'auto' is torch on a GPU, scikit-learn on the CPU.")
     maxiter: int = Field(CODE.maxiter, ge=1, le=10_000_000,
                          description="Clustering iterations (20,000 code, 10,000 paper unless given).")
     batch_size: int = Field(256, ge=1, le=65_536)
@@ -229,5 +234,5 @@ class DECS(ImageMethod, ClusteringMethod):
             drop_last=True,  # Keras' steps_per_epoch = floor(N / batch)
             transform=augment if p.pretrain_augment else None)
         return [*([] if pretrained else [pretrain]),
-                KMeansInitPhase(n_init=p.kmeans_n_init, seed=self.seed),
+                KMeansInitPhase(n_init=p.kmeans_n_init, seed=self.seed, backend=p.kmeans_backend),
                 StabilityPhase(p)]

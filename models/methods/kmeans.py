@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from typing import Literal
+
 from pydantic import Field
-from sklearn.cluster import KMeans
 
 from ..networks.mlp import ClusterModel
 from ..phases import INIT
 from ..training import Phase
+from ..training.kmeans import fit_kmeans
 from . import register
 from .base import ClusteringMethod, Params
 
@@ -16,6 +18,8 @@ from .base import ClusteringMethod, Params
 class KMeansParams(Params):
     n_init: int = Field(20, ge=1, le=1000, description="Restarts; METHODS §1.1 uses 20 everywhere.")
     max_iter: int = Field(300, ge=1, le=100_000)
+    backend: Literal["auto", "torch", "sklearn"] = Field(
+        "auto", description="Where k-means runs: 'auto' is torch on a GPU, scikit-learn on the CPU.")
 
 
 class KMeansPhase(Phase):
@@ -29,14 +33,16 @@ class KMeansPhase(Phase):
         self.inertia: float | None = None
 
     def begin(self, model, data, run):
-        # Lloyd's algorithm needs every row each iteration, so the data is gathered here.
-        x = torch.cat(list(data.chunks())).flatten(1).cpu().numpy()
-        km = KMeans(self.n_clusters, n_init=self.params.n_init, max_iter=self.params.max_iter,
-                    random_state=self.seed).fit(x)
+        # Lloyd's algorithm needs every row each iteration, so the data is gathered here (on the
+        # device: torch's k-means stays there, scikit-learn's copies it to the host).
+        x = torch.cat(list(data.chunks())).flatten(1)
+        centers, labels, inertia = fit_kmeans(x, self.n_clusters, n_init=self.params.n_init,
+                                              max_iter=self.params.max_iter, seed=self.seed,
+                                              backend=self.params.backend)
         with torch.no_grad():
-            model.centers.copy_(torch.as_tensor(km.cluster_centers_, dtype=torch.float32))
-        self.inertia = float(torch.tensor(km.inertia_ / len(x)))  # float32, as history rows always were
-        run.report_labels(self.name, 0, km.labels_.astype(np.int64), None)
+            model.centers.copy_(centers.to(model.centers.device))
+        self.inertia = float(torch.tensor(inertia / len(x)))  # float32, as history rows always were
+        run.report_labels(self.name, 0, labels, None)
 
     def epoch_logs(self):
         return {"loss": self.inertia, "inertia": self.inertia}

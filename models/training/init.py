@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 
 from ..phases import INIT
 from .data import ArrayData
+from .kmeans import fit_kmeans, resolve_backend
 from .phase import Phase
 
 
@@ -16,16 +16,28 @@ def embed_all(model, data: ArrayData) -> np.ndarray:
     return torch.cat([model.embed(x) for x in data.chunks()]).cpu().numpy()
 
 
-def kmeans_init(model, data: ArrayData, *, n_init: int, seed: int) -> np.ndarray:
+@torch.no_grad()
+def embed_on_device(model, data: ArrayData) -> torch.Tensor:
+    """The embedding of every sample, kept on the training device."""
+    model.eval()
+    return torch.cat([model.embed(x) for x in data.chunks()])
+
+
+def kmeans_init(model, data: ArrayData, *, n_init: int, seed: int, backend: str = "auto") -> np.ndarray:
     """Fit ``KMeans(K, n_init)`` on the embedding, copy its centres into the model, return its labels.
 
     METHODS §1.1: always pass ``n_init`` explicitly (sklearn's default became 'auto').
+    ``backend`` (``models.training.kmeans``): ``"auto"`` runs it in torch on a CUDA device (the
+    embedding never leaves it) and with scikit-learn on the CPU, as it always ran.
     """
-    z = embed_all(model, data)
-    km = KMeans(n_clusters=model.centers.shape[0], n_init=n_init, random_state=seed).fit(z)
+    if resolve_backend(backend, data.device) == "sklearn":
+        z = torch.as_tensor(embed_all(model, data))  # the host copy scikit-learn always got
+    else:
+        z = embed_on_device(model, data)
+    centers, labels, _ = fit_kmeans(z, model.centers.shape[0], n_init=n_init, seed=seed, backend=backend)
     with torch.no_grad():
-        model.centers.copy_(torch.as_tensor(km.cluster_centers_, dtype=torch.float32))
-    return km.labels_.astype(np.int64)
+        model.centers.copy_(centers.to(model.centers.device))
+    return labels
 
 
 class KMeansInitPhase(Phase):
@@ -34,8 +46,9 @@ class KMeansInitPhase(Phase):
 
     name = INIT
 
-    def __init__(self, *, n_init: int, seed: int):
-        self.n_init, self.seed = n_init, seed
+    def __init__(self, *, n_init: int, seed: int, backend: str = "auto"):
+        self.n_init, self.seed, self.backend = n_init, seed, backend
 
     def begin(self, model, data, run):
-        run.report_labels(self.name, 0, kmeans_init(model, data, n_init=self.n_init, seed=self.seed), None)
+        labels = kmeans_init(model, data, n_init=self.n_init, seed=self.seed, backend=self.backend)
+        run.report_labels(self.name, 0, labels, None)
