@@ -99,8 +99,13 @@ class JobReporter(Callback):
         self.cancelled = bool(row[0])
         return self.cancelled
 
+    def checkpoint_due(self) -> bool:
+        """Only every ``checkpoint_interval_seconds``: in between the loop does not copy the model
+        to the host at all."""
+        return time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_interval_seconds
+
     def on_checkpoint(self, state: dict) -> None:
-        if time.monotonic() - self._last_checkpoint < self.settings.checkpoint_interval_seconds:
+        if not self.checkpoint_due():
             return
         key = checkpoint_key(self.job_id)
         with self.store.staging_file(".pt") as tmp:

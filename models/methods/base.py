@@ -39,6 +39,8 @@ class AutoencoderParams(Params):
     pretrain_lr: float = Field(1e-3, gt=0, le=10)
     pretrain_momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam).")
     kmeans_n_init: int = Field(20, ge=1, le=1000, description="k-means restarts for the centre init.")
+    kmeans_backend: Literal["auto", "torch", "sklearn"] = Field(
+        "auto", description="Where k-means runs: 'auto' is torch on a GPU, scikit-learn on the CPU.")
 
 
 class ClusteringMethod:
@@ -105,13 +107,17 @@ class AutoencoderMethod(ClusteringMethod):
 
     def pretrain_phase(self) -> Phase:
         p = self.params
-        return PretrainPhase(
+        phase = PretrainPhase(
             self.pretrain_objective,
             lambda ae: make_optimizer(ae.parameters(), p.pretrain_optimizer, p.pretrain_lr, p.pretrain_momentum),
             epochs=p.pretrain_epochs, batch_size=p.pretrain_batch_size)
+        # Plain reconstruction: the same shapes and no data-dependent branch every step, so the
+        # step can be captured whole on a GPU (models.training.accel, setting "capture").
+        phase.static_step = type(self).pretrain_objective is AutoencoderMethod.pretrain_objective
+        return phase
 
     def init_phase(self) -> Phase:
-        return KMeansInitPhase(n_init=self.params.kmeans_n_init, seed=self.seed)
+        return KMeansInitPhase(n_init=self.params.kmeans_n_init, seed=self.seed, backend=self.params.kmeans_backend)
 
     def finetune_phase(self, n_samples: int) -> Phase:
         raise NotImplementedError

@@ -138,6 +138,7 @@ class CDC(DEC):
     # The code's order: data order first, reshuffled each time the index wraps; the last short
     # batch is used.
     batch_order = "sequential_then_shuffle"
+    static_step = False  # not captured (the paper variant calls the decoder functionally)
 
     @property
     def norm(self) -> str:

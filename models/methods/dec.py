@@ -31,12 +31,17 @@ class DEC(AutoencoderMethod):
     tiny_preset = {"hidden_dims": [16], "embedding_dim": 2, "pretrain_epochs": 3, "pretrain_batch_size": 16,
                    "maxiter": 20, "update_interval": 5, "batch_size": 16, "kmeans_n_init": 2}
     batch_order = "sequential"  # DEC-keras
+    # The batch loss has fixed shapes and no data-dependent Python branch: a GPU can capture the
+    # step whole (models.training.accel, setting "capture"). CDC's pairwise losses say no.
+    static_step = True
 
     def finetune_phase(self, n_samples):
         p = self.params
-        return TargetPhase(self.batch_loss, self.finetune_optimizer, maxiter=p.maxiter,
-                           update_interval=p.update_interval, batch_size=p.batch_size, tol=p.tol,
-                           order=self.batch_order)
+        phase = TargetPhase(self.batch_loss, self.finetune_optimizer, maxiter=p.maxiter,
+                            update_interval=p.update_interval, batch_size=p.batch_size, tol=p.tol,
+                            order=self.batch_order)
+        phase.static_step = self.static_step
+        return phase
 
     def finetune_optimizer(self, model):
         p = self.params

@@ -30,8 +30,15 @@ class Callback:
 
     def on_checkpoint(self, state: dict) -> None:
         """A resumable point: ``state`` can be saved with ``save_checkpoint`` and passed back
-        as ``fit(..., resume_from=state)``. Called every epoch; the receiver decides how often
-        to persist."""
+        as ``fit(..., resume_from=state)``. Called after an epoch when ``checkpoint_due()``
+        says so (by default after every epoch)."""
+
+    def checkpoint_due(self) -> bool:
+        """Polled after every epoch by a callback that overrides ``on_checkpoint``: True has the
+        loop build a checkpoint (a host copy of the model, the optimiser and the phase's state)
+        and hand it to ``on_checkpoint``. A receiver that persists every few minutes says False
+        in between, so a GPU run does not copy the model to the host every epoch."""
+        return True
 
 
 class CallbackList(Callback):
@@ -41,6 +48,7 @@ class CallbackList(Callback):
         self.callbacks = list(callbacks or ())
         # Building a checkpoint copies the model; skip it when nobody listens.
         self.wants_checkpoints = any(type(cb).on_checkpoint is not Callback.on_checkpoint for cb in self.callbacks)
+        self._due: list[Callback] | None = None
 
     def on_phase_begin(self, phase, epochs):
         for cb in self.callbacks:
@@ -58,8 +66,16 @@ class CallbackList(Callback):
         return any(cb.should_stop() for cb in self.callbacks)
 
     def on_checkpoint(self, state):
-        for cb in self.callbacks:
+        # To those that said it was due (all of them if nobody was asked).
+        for cb in self.callbacks if self._due is None else self._due:
             cb.on_checkpoint(state)
+        self._due = None
+
+    def checkpoint_due(self) -> bool:
+        """Whether any listener wants a checkpoint now; ``on_checkpoint`` goes to those that do."""
+        self._due = [cb for cb in self.callbacks
+                     if type(cb).on_checkpoint is not Callback.on_checkpoint and cb.checkpoint_due()]
+        return bool(self._due)
 
     def raise_if_stopped(self) -> None:
         if self.should_stop():
