@@ -5,7 +5,10 @@
 # The package is installed in editable mode from /app so alembic.ini and migrations/ ship beside it.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# The CUDA runtime image without cuDNN: torch's CUDA wheels bring their own cuDNN and cuBLAS (as
+# pip packages), so the image's copy would be a second, unused gigabyte. The image supplies the
+# NVIDIA_* variables the container toolkit reads to mount the host's driver.
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
 ARG TORCH_VERSION=2.13.0
 
 # ---------------------------------------------------------------------------------------------
@@ -53,4 +56,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url ${TORCH_INDEX}
 COPY --from=source /app ./
 RUN pip install -e .[worker]
 USER deepclust
+# `docker compose run --rm worker deepclust worker --check` prints the GPU, its memory and the
+# library versions (JSON) and exits 1 when torch sees no GPU (no `--gpus`/device reservation,
+# or a driver older than the wheel's CUDA).
 CMD ["deepclust", "worker", "--concurrency", "1"]

@@ -7,6 +7,7 @@ Codes of the job's own failures: ``loss_not_finite``, ``out_of_memory``, ``inval
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -42,8 +43,28 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-def job_error(exc: BaseException, phase: str | None) -> dict:
-    """The ``error`` of a job that failed for its own reason: ``{"code", "message"}``."""
+# CUDA's caching allocator: "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; ...)".
+_ASKED = re.compile(r"Tried to allocate (\d+(?:\.\d+)?\s*[KMGT]?i?B)")
+
+
+def memory_asked(exc: BaseException) -> str | None:
+    """The allocation that failed, as the CUDA message gives it (``"2.00 GiB"``), if it does."""
+    match = _ASKED.search(str(exc))
+    return match.group(1) if match else None
+
+
+def batch_size_of(phase: str | None, params: dict | None) -> int | None:
+    """The batch size the phase trained with: ``pretrain_batch_size`` while pretraining, else
+    ``batch_size`` (None when the job's params do not say)."""
+    params = params or {}
+    if phase == "pretrain" and "pretrain_batch_size" in params:
+        return params["pretrain_batch_size"]
+    return params.get("batch_size")
+
+
+def job_error(exc: BaseException, phase: str | None, params: dict | None = None) -> dict:
+    """The ``error`` of a job that failed for its own reason: ``{"code", "message"}``. ``params``:
+    the job's (flat) method params, so that an out-of-memory message names the batch size."""
     during = f" during {phase}" if phase else ""
     first_line = (str(exc).splitlines() or [""])[0][:300]
     if isinstance(exc, LossNotFinite):
@@ -52,10 +73,14 @@ def job_error(exc: BaseException, phase: str | None) -> dict:
                            "diverged. Lower the learning rate (params.lr, pretrain.lr) or bring the data to a "
                            "smaller scale (e.g. standardise it before uploading)."}
     if _is_out_of_memory(exc):
+        batch, asked = batch_size_of(phase, params), memory_asked(exc)
+        facts = ", ".join(f for f in (f"batch size {batch}" if batch else "",
+                                      f"{asked} asked for" if asked else "") if f)
         return {"code": "out_of_memory",
-                "message": f"Out of memory{during}: reduce the batch size (params.batch_size, pretrain.batch_size), "
-                           "the network (hidden_dims, embedding_dim) or the dataset, or run on a device with more "
-                           f"memory. ({type(exc).__name__}: {first_line})"}
+                "message": f"Out of memory{during}" + (f" ({facts})" if facts else "") + ": reduce the batch size "
+                           "(params.batch_size, pretrain.batch_size), the network (hidden_dims, embedding_dim) or "
+                           "the dataset, or run on a device with more memory. "
+                           f"({type(exc).__name__}: {first_line})"}
     code = "invalid_input" if isinstance(exc, (ValueError, LookupError)) else "training_failed"
     return {"code": code, "message": f"{type(exc).__name__}: {exc}"}
 

@@ -35,6 +35,7 @@ from deepclust.app.core.tables import (
 )
 from deepclust.models import DeepClusterer, TrainingCancelled, load_checkpoint
 from deepclust.models.metrics import clustering_report
+from deepclust.worker import environment
 from deepclust.worker.failures import is_infrastructure, job_error, retry_while_unreachable
 from deepclust.worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
 
@@ -79,6 +80,10 @@ def _log_start(job: Job, dataset: Dataset | None, resume: dict | None, settings:
              job.method, job.n_clusters, job.dataset_id,
              f"{dataset.n_samples} samples of shape {dataset.sample_shape}" if dataset else "gone", _device(device),
              job.seed)
+    try:
+        log.info("job %s: %s", job.id, environment.summary(environment.describe(device)))
+    except Exception as exc:  # a description that fails must not fail the job
+        log.warning("job %s: could not describe the device %s: %s", job.id, device, exc)
     log.info("job %s: params %s", job.id, json.dumps(job.params, sort_keys=True))
     if resume is not None:
         log.info("job %s: resuming from its checkpoint (%s, after %d epochs)", job.id, resume.get("phase"),
@@ -113,7 +118,7 @@ def _attempt(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
                         type(exc).__name__, exc)
             return RETRY, {"reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
         log.exception("job %s failed", job.id)
-        return FAILED, {"error": job_error(exc, reporter.phase)}
+        return FAILED, {"error": job_error(exc, reporter.phase, job.params)}
 
 
 def _record(job: Job, status: str, values: dict, reporter: JobReporter, settings: Settings, engine,
