@@ -15,14 +15,14 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from ..losses import reconstruction_loss
 from ..networks.dac import DACAutoencoder, DACModel
 from ..phases import FINETUNE
 from ..training import Phase, PretrainPhase, make_optimizer, predict_soft
-from ..training.augment import augment
+from ..training.augment import views_for
 from . import register
 from .base import ClusteringMethod, ImageMethod, Params
 
@@ -69,8 +69,11 @@ class Thresholds:
     l0: float = L0
     slope: float = L_SLOPE
     eta: float = XI_LR
+    upper_floor: float | None = None  # u never below it (not in the paper); ``done`` ignores it
 
     def upper(self, xi: float) -> float:
+        if self.upper_floor is not None:
+            return max(self.u0 - xi, self.upper_floor)
         return self.u0 - xi
 
     def lower(self, xi: float) -> float:
@@ -81,8 +84,9 @@ class Thresholds:
         return epochs * (1.0 + self.slope) * self.eta
 
     def done(self, xi: float) -> bool:
-        """Training ends once the thresholds meet: ``u(ξ) ≤ l(ξ)``."""
-        return self.upper(xi) <= self.lower(xi)
+        """Training ends once the thresholds meet: ``u(ξ) ≤ l(ξ)`` (of the unfloored ``u``: a
+        floor holds the late selection back without changing the schedule's length)."""
+        return self.u0 - xi <= self.lower(xi)
 
     def epochs_to_stop(self, cap: int = 1_000_000) -> int:
         """The number of epochs after which ``done`` holds (``cap`` if it never does by then)."""
@@ -128,10 +132,20 @@ def dac_reconstruction_loss(x_hat: Tensor, x: Tensor, reduction: str = "mean") -
 
 def dac_batch_loss(probs: Tensor, x_hat: Tensor, x: Tensor, xi: float, *, alpha: float = 0.5,
                    beta: float = 0.3, thresholds: Thresholds = Thresholds(),
-                   pair_reduction: str = "all_pairs", recon_reduction: str = "mean") -> dict[str, Tensor]:
-    """``α·L_r + β·L_c`` of one batch, with its terms and the share of pairs selected."""
+                   pair_reduction: str = "all_pairs", recon_reduction: str = "mean",
+                   pair_probs: Tensor | None = None) -> dict[str, Tensor]:
+    """``α·L_r + β·L_c`` of one batch, with its terms and the share of pairs selected.
+
+    ``pair_probs``: the head's output on another view of the same rows (DAC's code: the clean
+    images, ``probs`` being of their augmented copy), from which the pairs are selected, without
+    gradient; by default ``probs`` itself."""
     similarity = cosine_similarity_matrix(probs)
-    positive, negative = select_pairs(similarity, thresholds.upper(xi), thresholds.lower(xi))
+    if pair_probs is None:
+        selecting = similarity
+    else:
+        with torch.no_grad():
+            selecting = cosine_similarity_matrix(pair_probs.detach())
+    positive, negative = select_pairs(selecting, thresholds.upper(xi), thresholds.lower(xi))
     clustering = pairwise_clustering_loss(similarity, positive, negative, pair_reduction)
     reconstruction = dac_reconstruction_loss(x_hat, x, recon_reduction)
     n_pairs = similarity.numel()
@@ -146,9 +160,22 @@ def dac_batch_loss(probs: Tensor, x_hat: Tensor, x: Tensor, xi: float, *, alpha:
 
 # -- the method --------------------------------------------------------------------------------
 STL10_SIDE = 96  # from this size on, layout "auto" takes the STL-10 encoder (METHODS §5.1)
+OPTIMIZERS = ("rmsprop", "adam")
+AUGMENTATIONS = ("auto", "digits", "photos", "none")
+RMSPROP_RHO = 0.9  # DAC's optimiser: TensorFlow's and Keras' RMSProp decay (torch's default is 0.99)
+
+# The values ``variant="paper"`` gives every param that departs from the paper (unless given):
+# the paper's Adam 1e-4, no second view, α = 0.5, no floor on u(ξ). The field defaults below are
+# the measured ones (docs/methods/ae_dac.md has the numbers).
+PAPER = {"augmentation": "none", "optimizer": "adam", "lr": 1e-4, "alpha": 0.5, "upper_floor": None,
+         "pretrain_epochs": 100}
 
 
 class AEDACParams(Params):
+    variant: Literal["default", "paper"] = Field(
+        "default", description="'default': the measured defaults (two views, RMSProp 1e-3, ...); 'paper': every "
+                               "departure back at the paper's value (no augmentation, Adam 1e-4, α=0.5, no floor) "
+                               "unless given.")
     layout: Literal["auto", "table3", "stl10"] = Field(
         "auto", description="Encoder layout of the paper's Table 3: 'table3' (4 stride-2 convs, Fashion-MNIST/CIFAR), "
                             "'stl10' (96×96), 'auto': stl10 when both sides are at least 96.")
@@ -158,8 +185,10 @@ class AEDACParams(Params):
     pretrain_batch_size: int = Field(128, ge=1, le=65_536)
     pretrain_lr: float = Field(1e-3, gt=0, le=10, description="Adam learning rate of pretraining.")
     batch_size: int = Field(128, ge=2, le=65_536, description="Joint-training batch size (pairs are formed within it).")
-    lr: float = Field(1e-4, gt=0, le=10, description="Adam learning rate of joint training.")
-    alpha: float = Field(0.5, ge=0, le=1000, description="Weight α of the reconstruction loss.")
+    optimizer: Literal[OPTIMIZERS] = Field(
+        "rmsprop", description="Joint-training optimiser: 'rmsprop' (DAC's code, decay 0.9) or 'adam' (the paper).")
+    lr: float = Field(1e-3, gt=0, le=10, description="Joint-training learning rate (paper: Adam 1e-4).")
+    alpha: float = Field(0.5, ge=0, le=1000, description="Weight α of the reconstruction loss (paper 0.5).")
     beta: float = Field(0.3, ge=0, le=1000, description="Weight β of the pairwise clustering loss.")
     xi_lr: float = Field(0.005, gt=0, le=1,
                          description="η: ξ rises by 1.1·η per epoch; training ends when u(ξ)=0.95−ξ ≤ l(ξ)=0.5+0.1ξ.")
@@ -169,7 +198,22 @@ class AEDACParams(Params):
                                  "'selected': over the selected pairs.")
     recon_reduction: Literal[RECON_REDUCTIONS] = Field(
         "mean", description="'mean' over all elements (Keras mse); 'paper': (1/2n)·Σ‖x−x̂‖².")
-    augment: bool = Field(False, description="Random rotation ±10° and shift ±10% of joint-training batches.")
+    augmentation: Literal[AUGMENTATIONS] = Field(
+        "auto", description="Second view of joint training (DAC's code): pairs are selected on the clean batch, the "
+                            "loss is fitted on an augmented copy. 'digits': rotation ±10°, shift ±10%; 'photos': "
+                            "pad-4 crop, horizontal flip, brightness/contrast/saturation jitter ±0.4; 'auto': photos "
+                            "for 3+ channels, digits else; 'none': one view (the paper).")
+    upper_floor: float | None = Field(
+        None, ge=0, le=1, description="Floor of the upper threshold u(ξ) (not in the paper; None: none). Keeps the "
+                                      "late schedule from taking cross-class pairs as positive; the length is unchanged.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _variant_defaults(cls, data):
+        """``variant="paper"`` sets every departure from the paper back, unless given explicitly."""
+        if isinstance(data, dict) and data.get("variant") == "paper":
+            data = {**PAPER, **data}
+        return data
 
 
 class PairwisePhase(Phase):
@@ -180,8 +224,8 @@ class PairwisePhase(Phase):
 
     def __init__(self, params: AEDACParams):
         self.p, self.batch_size = params, params.batch_size
-        self.transform = augment if params.augment else None
-        self.thresholds = Thresholds(eta=params.xi_lr)
+        self.second_view = views_for(params.augmentation)
+        self.thresholds = Thresholds(eta=params.xi_lr, upper_floor=params.upper_floor)
         self.epochs_done = 0
         self.labels: np.ndarray | None = None
         self.label_change: float | None = None
@@ -195,14 +239,25 @@ class PairwisePhase(Phase):
         return epochs * self.iterations_per_epoch(n_samples)
 
     def optimizer(self, model):
+        if self.p.optimizer == "rmsprop":
+            return torch.optim.RMSprop(model.autoencoder.parameters(), lr=self.p.lr, alpha=RMSPROP_RHO)
         return make_optimizer(model.autoencoder.parameters(), "adam", self.p.lr)
 
     def step(self, model, batch):
         ae = model.autoencoder
-        z = ae.encode(batch.x)
-        return dac_batch_loss(ae.cluster_probs(z), ae.decode(z), batch.x.reshape(-1, *ae.sample_shape), self.xi,
+        clean = batch.x.reshape(-1, *ae.sample_shape)
+        pair_probs = None
+        if batch.view is not None:  # two views: the pairs from the clean rows, the loss on their copy
+            with torch.no_grad():
+                pair_probs = ae.cluster_probs(ae.encode(clean))
+            x = batch.view.reshape(-1, *ae.sample_shape)
+        else:
+            x = clean
+        z = ae.encode(x)
+        return dac_batch_loss(ae.cluster_probs(z), ae.decode(z), x, self.xi,
                               alpha=self.p.alpha, beta=self.p.beta, thresholds=self.thresholds,
-                              pair_reduction=self.p.pair_reduction, recon_reduction=self.p.recon_reduction)
+                              pair_reduction=self.p.pair_reduction, recon_reduction=self.p.recon_reduction,
+                              pair_probs=pair_probs)
 
     def end_epoch(self, model, data, epoch, run):
         labels = predict_soft(model, data).argmax(1).cpu().numpy()
@@ -214,7 +269,10 @@ class PairwisePhase(Phase):
         return self.thresholds.done(self.xi)
 
     def epoch_logs(self):
-        logs = {"xi": self.xi}
+        # the thresholds the epoch just used; its selected pair fractions are the loss terms
+        # "positive_pairs" and "negative_pairs" (epoch means), in the same row
+        xi = self.thresholds.xi_after(max(self.epochs_done - 1, 0))
+        logs = {"xi": self.xi, "upper": self.thresholds.upper(xi), "lower": self.thresholds.lower(xi)}
         if self.label_change is not None:
             logs["label_change"] = self.label_change
         return logs

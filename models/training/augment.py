@@ -1,6 +1,8 @@
-"""Random rotation and translation of image batches, as Keras'
+"""Random augmentations of image batches, without torchvision: for digits (``augment``), random
+rotation and translation as Keras'
 ``ImageDataGenerator(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1)`` does for
-DECS (METHODS §3.2), without torchvision.
+DECS (METHODS §3.2); for photos (``photo_augment``), pad-and-crop, horizontal flip and colour
+jitter.
 
 Each image gets its own angle, uniform in ±``degrees``, and its own shift, uniform in
 ±``translate`` of its width and height (continuous, not whole pixels). The warp is bilinear
@@ -65,3 +67,84 @@ def augment(x: Tensor, generator: torch.Generator, degrees: float = 10.0, transl
         raise ValueError(f"degrees and translate must be finite and non-negative; got {degrees}, {translate}")
     angles, shifts = random_affine(x.shape[0], generator, degrees, translate)
     return warp(x, affine_theta(angles, shifts, x.shape[2], x.shape[3]))
+
+
+# -- photos: pad and crop, horizontal flip, colour jitter ------------------------------------------
+# The usual second view of natural images (the standard CIFAR recipe): a
+# random crop of the image padded by ``padding`` pixels on each side (edges extended, as the
+# affine warp above does), a horizontal flip with probability ½, and a jitter of brightness,
+# contrast and (colour images) saturation by factors uniform in [1 − s, 1 + s], in that order.
+# The result is clamped to the clean batch's value range, so scaled and standardised inputs
+# stay in theirs. One ``torch.rand`` call on the generator's device draws every number.
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
+
+
+def pad_crop(x: Tensor, top: Tensor, left: Tensor, padding: int) -> Tensor:
+    """Each image of ``x`` (B, C, H, W) cropped to H×W at (``top``, ``left``) of itself padded
+    by ``padding`` (edge pixels repeated); ``top``, ``left``: (B,) integers in [0, 2·padding]."""
+    if padding == 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding), mode="replicate")
+    rows = top.to(x.device).long()[:, None] + torch.arange(h, device=x.device)  # (B, H)
+    cols = left.to(x.device).long()[:, None] + torch.arange(w, device=x.device)  # (B, W)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def grayscale(x: Tensor) -> Tensor:
+    """(B, 1, H, W): the luma of RGB images, the image itself for any other channel count."""
+    if x.shape[1] != 3:
+        return x.mean(dim=1, keepdim=True)
+    r, g, b = GRAY_WEIGHTS
+    return (r * x[:, 0] + g * x[:, 1] + b * x[:, 2]).unsqueeze(1)
+
+
+@torch.no_grad()
+def photo_augment(x: Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True,
+                  brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4) -> Tensor:
+    """A randomly cropped (``padding``), flipped and colour-jittered copy of the batch ``x``."""
+    if x.dim() != 4:
+        raise ValueError(f"photo_augment needs a batch of images (B, C, H, W); got shape {tuple(x.shape)}")
+    strengths = (brightness, contrast, saturation)
+    if padding < 0 or not all(math.isfinite(s) and 0 <= s <= 1 for s in strengths):
+        raise ValueError(f"padding must be non-negative and the jitter strengths in [0, 1]; got {padding}, {strengths}")
+    n = x.shape[0]
+    u = torch.rand((n, 6), generator=generator, device=generator.device, dtype=torch.float64).to(x.device)
+    lo, hi = x.amin(), x.amax()  # tensors: no host sync
+    offsets = (u[:, :2] * (2 * padding + 1)).floor().clamp_max(2 * padding)
+    out = pad_crop(x, offsets[:, 0], offsets[:, 1], padding)
+    if flip:
+        out = torch.where((u[:, 2] < 0.5)[:, None, None, None], out.flip(3), out)
+    factors = (1.0 + (2.0 * u[:, 3:] - 1.0) * torch.tensor(strengths, dtype=u.dtype, device=u.device)).to(x.dtype)
+    out = out * factors[:, 0, None, None, None]
+    mean = grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * factors[:, 1, None, None, None] + mean
+    if x.shape[1] > 1:
+        gray = grayscale(out)
+        out = (out - gray) * factors[:, 2, None, None, None] + gray
+    return out.clamp(lo, hi)
+
+
+# The second views AE+DAC offers, by name (``AEDACParams.augmentation``).
+VIEWS = {"digits": augment, "photos": photo_augment}
+
+
+def auto_augment(x: Tensor, generator: torch.Generator) -> Tensor:
+    """The augmentation fit for the batch: ``photo_augment`` for three or more channels (colour
+    photos), ``augment``'s small affine warps else (digits and other grayscale images)."""
+    if x.dim() == 4 and x.shape[1] >= 3:
+        return photo_augment(x, generator)
+    return augment(x, generator)
+
+
+def views_for(choice: str = "auto"):
+    """The augmentation named ``choice``: ``"digits"``, ``"photos"``, ``"auto"`` (by the batch's
+    channels), or None for ``"none"``."""
+    if choice == "none":
+        return None
+    if choice == "auto":
+        return auto_augment
+    if choice not in VIEWS:
+        raise ValueError(f"unknown augmentation {choice!r}; use 'auto', 'none' or one of {sorted(VIEWS)}")
+    return VIEWS[choice]

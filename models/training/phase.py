@@ -28,6 +28,9 @@ Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 class Batch(NamedTuple):
     x: torch.Tensor  # the scaled (and, if the phase has a transform, transformed) rows
     index: torch.Tensor  # their positions in the training data, on the data's index device
+    # ``second_view(x, generator)`` of the same rows when the phase declares one (a two-view
+    # phase: e.g. pair labels from the clean ``x``, the loss on this augmented copy); else None
+    view: torch.Tensor | None = None
 
 
 class Phase:
@@ -36,7 +39,10 @@ class Phase:
     Class attributes (or instance attributes set in ``__init__``) configure the batches:
     ``batch_size``; ``order``: ``"sequential"``, ``"shuffle"`` or ``"sequential_then_shuffle"``
     (see ``models.training.data.batch_order``); ``drop_last``: skip the short last batch of a pass (a
-    pass always has at least one batch); ``transform``: a training-only ``Transform`` or None.
+    pass always has at least one batch); ``transform``: a training-only ``Transform`` or None;
+    ``second_view``: a ``Transform`` whose output the step gets beside the batch, as
+    ``batch.view`` (``batch.x`` stays the clean rows), drawn from the same per-step generator
+    after ``transform``, so it too is exact under resume.
     """
 
     name: str = ""
@@ -44,6 +50,7 @@ class Phase:
     order: str = "shuffle"
     drop_last: bool = False
     transform: Transform | None = None
+    second_view: Transform | None = None
 
     # -- shape --------------------------------------------------------------------------------------
     def iterations(self, n_samples: int) -> int:

@@ -1,11 +1,19 @@
-"""AE+DAC: label features, similarities, pair selection, the pairwise loss and the ξ schedule."""
+"""AE+DAC: label features, similarities, pair selection, the pairwise loss and the ξ schedule; the
+two views (pairs from the clean batch without gradient, the loss on its augmented copy), resume
+with them, and the params that depart from the paper with ``variant="paper"`` restoring it."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from deepclust.models.methods.ae_dac import (Thresholds, cosine_similarity_matrix, dac_batch_loss, dac_reconstruction_loss,
-                               label_features, pairwise_clustering_loss, select_pairs)
+from deepclust.models import Callback, DeepClusterer, TrainingCancelled, get_method, load_checkpoint, save_checkpoint
+from deepclust.models.methods.ae_dac import (PAPER, AEDACParams, PairwisePhase, Thresholds, cosine_similarity_matrix,
+                                             dac_batch_loss, dac_reconstruction_loss, label_features,
+                                             pairwise_clustering_loss, select_pairs)
+from deepclust.models.networks.dac import DACAutoencoder, DACModel
+from deepclust.models.training import Batch
+from deepclust.models.training.augment import augment, auto_augment, photo_augment
 
 # Four samples' softmax rows: a and b agree, c is elsewhere, d leans towards a.
 PROBS = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.8, 0.2, 0.0]], dtype=torch.float64)
@@ -116,3 +124,116 @@ def test_batch_loss_is_the_weighted_sum():
     assert terms["loss"].item() == pytest.approx(0.5 * 0.25 + 0.3 * expected_lc)
     assert terms["positive_pairs"].item() == pytest.approx(10 / 16)
     assert terms["negative_pairs"].item() == pytest.approx(6 / 16)
+
+
+def test_upper_floor_holds_u_without_changing_the_schedule_length():
+    th = Thresholds(upper_floor=0.7)
+    assert th.upper(0.1) == pytest.approx(0.85) and th.upper(0.3) == 0.7 and th.upper(0.4) == 0.7
+    assert th.lower(0.3) == Thresholds().lower(0.3)
+    assert th.epochs_to_stop() == Thresholds().epochs_to_stop() == 75
+
+
+# -- two views ---------------------------------------------------------------------------------
+def test_pairs_from_another_view_carry_no_gradient_and_set_the_masks():
+    logits = torch.tensor([[2.0, 0.0], [1.5, 0.2], [0.0, 2.0]], requires_grad=True)
+    clean_logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0]], requires_grad=True)
+    probs, clean = torch.softmax(logits, 1), torch.softmax(clean_logits, 1)
+    x = torch.zeros(3, 1, 2, 2)
+    terms = dac_batch_loss(probs, x, x, 0.0, pair_probs=clean)
+    terms["loss"].backward()
+    assert clean_logits.grad is None and logits.grad is not None
+    pos, neg = select_pairs(cosine_similarity_matrix(clean), 0.95, 0.5)
+    assert terms["positive_pairs"].item() == pytest.approx(pos.float().mean().item())
+    assert terms["negative_pairs"].item() == pytest.approx(neg.float().mean().item())
+    expected = pairwise_clustering_loss(cosine_similarity_matrix(probs), pos, neg)
+    assert terms["clustering"].item() == pytest.approx(expected.item())
+    # The masks differ from the ones the augmented view would select on its own.
+    own, _ = select_pairs(cosine_similarity_matrix(probs), 0.95, 0.5)
+    assert not torch.equal(own, pos)
+
+
+def test_the_two_view_step_selects_on_the_clean_batch_without_gradient_and_fits_the_copy():
+    torch.manual_seed(0)
+    model = DACModel(DACAutoencoder(1, 8, 8, n_clusters=3, head_hidden=4)).train()
+    phase = PairwisePhase(AEDACParams(batch_size=8))
+    assert phase.second_view is auto_augment
+    x = torch.rand(8, 1, 8, 8)
+    view = phase.second_view(x, torch.Generator().manual_seed(1))
+    assert not torch.allclose(view, x)
+    seen, encode = [], model.autoencoder.encode
+
+    def recording_encode(inp):
+        seen.append((inp.clone(), torch.is_grad_enabled()))
+        return encode(inp)
+
+    model.autoencoder.encode = recording_encode
+    terms = phase.step(model, Batch(x, torch.arange(8), view))
+    assert [(torch.equal(a, x), torch.equal(a, view), grad) for a, grad in seen] == [
+        (True, False, False), (False, True, True)]
+    terms["loss"].backward()  # the loss is on the copy: its graph reaches the weights
+    assert model.autoencoder.head[0].weight.grad is not None
+    # One view (augmentation "none"): a single encoder pass, with gradient, on the batch itself.
+    seen.clear()
+    PairwisePhase(AEDACParams(batch_size=8, augmentation="none")).step(model, Batch(x, torch.arange(8)))
+    assert len(seen) == 1 and torch.equal(seen[0][0], x) and seen[0][1]
+
+
+def test_augmentation_names_choose_the_view():
+    assert PairwisePhase(AEDACParams(augmentation="none")).second_view is None
+    assert PairwisePhase(AEDACParams(augmentation="digits")).second_view is augment
+    assert PairwisePhase(AEDACParams(augmentation="photos")).second_view is photo_augment
+
+
+# -- params: the measured defaults and the paper's values ----------------------------------------
+def test_paper_variant_restores_every_departure_unless_given():
+    method = get_method("ae_dac")
+    defaults = method.defaults
+    assert (defaults["variant"], defaults["augmentation"], defaults["optimizer"]) == ("default", "auto", "rmsprop")
+    paper = method.validate({"variant": "paper"})
+    assert {k: paper[k] for k in PAPER} == PAPER
+    assert (paper["augmentation"], paper["optimizer"], paper["lr"], paper["alpha"], paper["upper_floor"]) == (
+        "none", "adam", 1e-4, 0.5, None)
+    assert (paper["beta"], paper["xi_lr"], paper["batch_size"]) == (0.3, 0.005, 128)
+    assert {k: defaults[k] for k in PAPER} != PAPER  # the defaults depart somewhere
+    mixed = method.validate({"variant": "paper", "augmentation": "digits", "lr": 3e-4})
+    assert (mixed["augmentation"], mixed["lr"], mixed["optimizer"]) == ("digits", 3e-4, "adam")
+    assert method.validate(paper) == paper
+    assert "augment" not in defaults
+
+
+class StopAfter(Callback):
+    def __init__(self, path, n):
+        self.path, self.n, self.seen = path, n, 0
+
+    def on_checkpoint(self, state):
+        save_checkpoint(state, self.path)
+        self.seen += 1
+
+    def should_stop(self):
+        return self.seen >= self.n
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_resume_mid_joint_training_with_two_views_is_bit_identical(tmp_path, channels):
+    X = np.random.default_rng(0).random((40, channels, 8, 8)).astype(np.float32)
+    params = {"pretrain_epochs": 2, "pretrain_batch_size": 16, "batch_size": 16, "head_hidden": 4, "xi_lr": 0.1}
+    make = lambda: DeepClusterer("ae_dac", 3, random_state=1, **params)  # noqa: E731
+    reference = make().fit(X)
+    joint = [h for h in reference.history_ if h["phase"] == "finetune"]
+    assert len(joint) == 4 and all("upper" in h and "positive_pairs" in h for h in joint)
+    with pytest.raises(TrainingCancelled):
+        make().fit(X, callbacks=[StopAfter(tmp_path / "ckpt.pt", 4)])  # 2 pretraining + 2 joint epochs
+    state = load_checkpoint(tmp_path / "ckpt.pt")
+    assert (state["phase"], state["iteration"]) == ("finetune", 6)
+    resumed = make().fit(X, resume_from=state)
+    np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
+    np.testing.assert_array_equal(resumed.labels_, reference.labels_)
+    assert resumed.history_ == reference.history_
+    weights = reference.model_.state_dict()
+    for name, value in resumed.model_.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    # The second view changed the run: one view from the same start ends elsewhere.
+    single = DeepClusterer("ae_dac", 3, random_state=1, augmentation="none", **params).fit(X)
+    assert single.history_[:2] == reference.history_[:2]  # the same pretraining
+    assert single.history_[2]["loss"] != reference.history_[2]["loss"]
+    assert not torch.equal(single.model_.state_dict()["autoencoder.head.0.weight"], weights["autoencoder.head.0.weight"])

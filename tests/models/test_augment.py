@@ -1,8 +1,10 @@
-"""Augmentation: seeded, Keras-like rotation ±10° and shift ±10% with edge ('nearest') fill."""
+"""Augmentation: seeded, Keras-like rotation ±10° and shift ±10% with edge ('nearest') fill; the
+photo view (pad-and-crop, flip, colour jitter); the choice of view by name and channels."""
 import pytest
 import torch
 
-from deepclust.models.training.augment import affine_theta, augment, random_affine, warp
+from deepclust.models.training.augment import (affine_theta, augment, auto_augment, pad_crop, photo_augment,
+                                               random_affine, views_for, warp)
 
 
 def gen(seed):
@@ -89,3 +91,45 @@ def test_batches_must_be_images():
         augment(torch.rand(4, 784), gen(0))
     with pytest.raises(ValueError, match="non-negative"):
         augment(torch.rand(1, 1, 8, 8), gen(0), degrees=-1)
+
+
+# -- photos ----------------------------------------------------------------------------------------
+def test_photo_augment_is_seeded_per_image_and_keeps_the_range(images):
+    a, b, c = photo_augment(images, gen(1)), photo_augment(images, gen(1)), photo_augment(images, gen(2))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.shape == images.shape and a.dtype == images.dtype
+    assert a.min() >= images.min() and a.max() <= images.max()
+    out = photo_augment(torch.stack([images[0]] * 4), gen(3))
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_photo_augment_without_crop_flip_or_jitter_is_the_identity(images):
+    same = photo_augment(images, gen(0), padding=0, flip=False, brightness=0, contrast=0, saturation=0)
+    torch.testing.assert_close(same, images, rtol=0, atol=1e-6)
+
+
+def test_pad_crop_by_hand():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(2, 1, 1, 1)
+    # Offset (padding, padding) is the image itself; (0, 0) shifts it down and right by one,
+    # the first row and column repeated (edge padding).
+    out = pad_crop(x, torch.tensor([1, 0]), torch.tensor([1, 0]), padding=1)
+    assert torch.equal(out[0], x[0])
+    expected = torch.tensor([[0.0, 0, 1, 2], [0, 0, 1, 2], [4, 4, 5, 6], [8, 8, 9, 10]])
+    assert torch.equal(out[1, 0], expected)
+
+
+def test_photo_augment_flips_about_half_the_images():
+    x = torch.rand(400, 3, 8, 8)
+    out = photo_augment(x, gen(0), padding=0, brightness=0, contrast=0, saturation=0)
+    flipped = [torch.allclose(o, i.flip(2), rtol=0, atol=1e-6) for o, i in zip(out, x)]
+    kept = [torch.allclose(o, i, rtol=0, atol=1e-6) for o, i in zip(out, x)]
+    assert all(f or k for f, k in zip(flipped, kept)) and 150 < sum(flipped) < 250
+
+
+def test_views_by_name_and_auto_by_channels(images):
+    assert views_for("none") is None and views_for("digits") is augment and views_for("photos") is photo_augment
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        views_for("mnist")
+    assert torch.equal(auto_augment(images, gen(4)), photo_augment(images, gen(4)))  # 3 channels
+    gray = images[:, :1]
+    assert torch.equal(auto_augment(gray, gen(4)), augment(gray, gen(4)))

@@ -78,9 +78,9 @@ def test_decs_defaults_follow_the_code_and_the_paper_variant_its_text():
 
 def test_ae_dac_and_dcec_defaults():
     dac = get_method("ae_dac").defaults
-    assert (dac["alpha"], dac["beta"], dac["lr"], dac["batch_size"], dac["xi_lr"]) == (0.5, 0.3, 1e-4, 128, 0.005)
-    assert (dac["pair_reduction"], dac["recon_reduction"], dac["augment"], dac["layout"]) == (
-        "all_pairs", "mean", False, "auto")
+    assert (dac["beta"], dac["batch_size"], dac["xi_lr"]) == (0.3, 128, 0.005)
+    assert (dac["optimizer"], dac["lr"], dac["augmentation"]) == ("rmsprop", 1e-3, "auto")
+    assert (dac["pair_reduction"], dac["recon_reduction"], dac["layout"]) == ("all_pairs", "mean", "auto")
     dcec = get_method("dcec").defaults
     assert dcec["filters"] == [32, 64, 128] and dcec["embedding_dim"] == 10
     assert (dcec["gamma"], dcec["update_interval"], dcec["tol"], dcec["maxiter"]) == (0.1, 140, 0.001, 20_000)
@@ -184,7 +184,12 @@ def test_decs_paper_variant_runs(shapes):
 
 
 # -- AE+DAC ----------------------------------------------------------------------------------------
-DAC_RUN = {"pretrain_epochs": 20, "pretrain_batch_size": 16, "batch_size": 32, "lr": 1e-3, "xi_lr": 0.02}
+# The paper's joint phase (one view, Adam) at a faster rate: on 180 images of three shapes the
+# defaults' second view and RMSProp 1e-3 empty a cluster within a few epochs (the guard then ends
+# the phase), so this run checks the schedule and the head on the paper's path; the two views
+# have tests of their own (test_ae_dac.py).
+DAC_RUN = {"variant": "paper", "pretrain_epochs": 20, "pretrain_batch_size": 16, "batch_size": 32, "lr": 1e-3,
+           "xi_lr": 0.02}
 
 
 @pytest.fixture(scope="module")

@@ -122,6 +122,45 @@ def test_the_transform_is_seeded_per_step_and_a_resumed_run_sees_the_same_augmen
         torch.testing.assert_close(resumed_model.state_dict()[k], v, rtol=0, atol=0)
 
 
+class TwoViews(Recording):
+    """A two-view phase: the step gets the clean rows (``batch.x``) and a seeded noisy copy."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.second_view, self.views = noise, []
+
+    def step(self, model, batch):
+        self.views.append(batch.view.clone())
+        return super().step(model, batch)
+
+
+def test_a_two_view_step_sees_the_clean_batch_and_a_seeded_copy_and_a_resume_replays_both():
+    recorder = Checkpoints()
+    reference = TwoViews(epochs=4, order="sequential")
+    model, _ = fit([reference], [recorder])
+    clean = Recording(epochs=4, order="sequential")
+    fit([clean])
+    single = Recording(epochs=4, order="sequential", transform=noise)
+    fit([single])
+    assert len(reference.views) == len(reference.inputs) == 16
+    for x, c, view, transformed in zip(reference.inputs, clean.inputs, reference.views, single.inputs):
+        assert torch.equal(x, c)  # batch.x is the clean rows
+        assert (view - x).abs().mean() > 0.5  # the view is an augmented copy of them
+        torch.testing.assert_close(view, transformed, rtol=0, atol=0)  # drawn as a transform would be
+    assert not torch.allclose(reference.views[0] - clean.inputs[0], reference.views[4] - clean.inputs[4])
+    # Without a second view the step gets none.
+    assert Recording().second_view is None
+
+    state = recorder.states[1]
+    resumed = TwoViews(epochs=4, order="sequential")
+    resumed_model, _ = fit([resumed], resume=state, history=state["history"])
+    assert len(resumed.views) == 8
+    for a, b in zip(resumed.views, reference.views[8:]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(resumed_model.state_dict()[k], v, rtol=0, atol=0)
+
+
 def test_step_seeds_differ_by_phase_and_iteration_and_never_change():
     seeds = {step_seed(0, phase, i) for phase in ("pretrain", "finetune") for i in range(100)}
     assert len(seeds) == 200 and all(0 <= s < 2 ** 63 for s in seeds)
