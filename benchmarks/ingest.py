@@ -94,7 +94,7 @@ def floor(fmt: str, src: Path, out: Path) -> None:
 
 
 def deepclust(fmt: str, src: Path, out: Path) -> None:
-    from deepclust.app.ingest import canonicalize
+    from deepclust.app.datasets.ingest.tabular import canonicalize
 
     workdir = out.parent
 
@@ -116,7 +116,7 @@ def child(which: str, fmt: str, src: str, out: str) -> None:
     import pandas  # noqa: F401  (imports count for neither side)
     import pyarrow.parquet  # noqa: F401
 
-    import deepclust.app.ingest  # noqa: F401
+    import deepclust.app.datasets.ingest.tabular  # noqa: F401
 
     before = _rss_mib()
     with open("/proc/self/clear_refs", "w") as f:
