@@ -90,6 +90,11 @@ def metrics(session: Session, job_id: str) -> Metrics | None:
     return session.get(Metrics, job_id)
 
 
+def metrics_of(session: Session, job_ids: list[str]) -> dict[str, Metrics]:
+    """The metrics rows of several jobs at once (a page of the jobs list), by job id."""
+    return {row.job_id: row for row in session.exec(select(Metrics).where(Metrics.job_id.in_(job_ids)))}
+
+
 def list_models(session: Session, tenant: str, limit: int, offset: int) -> tuple[list[TrainedModel], int]:
     """A page of the tenant's models, newest first, without their manifests."""
     return paginate(session, TrainedModel, TrainedModel.tenant_id == tenant, limit=limit, offset=offset,

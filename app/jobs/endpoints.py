@@ -70,10 +70,17 @@ async def create_job(body: JobCreate, response: Response, db: DbDep, dispatcher:
 async def list_jobs(db: DbDep, tenant: TenantDep,
                     status: Status | None = Query(None, description="Only jobs in this state."),
                     dataset_id: str | None = Query(None, description="Only jobs of this dataset."),
+                    method: str | None = Query(None, description="Only jobs of this method."),
+                    sweep_id: str | None = Query(None, description="Only the jobs of this sweep."),
+                    standalone: bool | None = Query(None, description="true: only jobs of no sweep (a sweep's "
+                                                                      "children grouped away); false: only "
+                                                                      "sweeps' children."),
                     limit: LimitQuery = 50, offset: OffsetQuery = 0) -> Page[JobOut]:
-    """Your jobs, newest first, optionally of one status or dataset."""
-    rows, total = await db.run(jobs.list_jobs, tenant, status, dataset_id, limit, offset)
-    return Page(items=[JobOut.of(r) for r in rows], total=total)
+    """Your jobs, newest first, optionally of one status, dataset, method or sweep; each succeeded
+    one carries the summary of its `metrics` (acc/nmi when labelled, silhouette, non-empty clusters)."""
+    rows, total, summaries = await db.run(jobs.list_jobs, tenant, status, dataset_id, limit, offset,
+                                          method=method, sweep_id=sweep_id, standalone=standalone)
+    return Page(items=[JobOut.of(r, summaries.get(r.id)) for r in rows], total=total)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: status, phase, progress", responses=errors(JOB_NOT_FOUND))

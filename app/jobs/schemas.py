@@ -118,10 +118,17 @@ class JobOut(BaseModel):
     created_at: datetime = Field(description="When it was created (UTC).")
     started_at: datetime | None = Field(description="When a worker first took it.")
     finished_at: datetime | None = Field(description="When it ended.")
+    metrics: dict[str, float | int | None] | None = Field(
+        None, description="In the jobs list (GET /v1/jobs), once succeeded: a summary of its stored metrics for "
+                          "comparing runs: `acc` and `nmi` when the dataset has labels, `silhouette` (null where "
+                          "undefined), `nonempty_clusters` (GET /v1/jobs/{id}/metrics has them all); null "
+                          "otherwise. An addition of API 1.2.",
+        examples=[{"acc": 0.707, "nmi": 0.749, "silhouette": 0.682, "nonempty_clusters": 10}])
 
     @classmethod
-    def of(cls, row: Job) -> "JobOut":
+    def of(cls, row: Job, metrics: dict | None = None) -> "JobOut":
         data = row.model_dump()
+        data["metrics"] = metrics
         data["progress"] = row.progress or {}
         data["params"], data["pretrain"] = pretrain.split(row.params)
         return cls.model_validate(data)

@@ -12,7 +12,7 @@ from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
-from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory
+from deepclust.app.core.tables import CANCELLED, SUCCEEDED, Dataset, Job, JobHistory, Metrics, SweepJob
 from deepclust.app.errors import (
     BROKER_UNAVAILABLE,
     INVALID_N_CLUSTERS,
@@ -119,13 +119,42 @@ def check_pretrained_source(session: Session, tenant: str, source_id: str, datas
 
 
 def list_jobs(session: Session, tenant: str, status: str | None, dataset_id: str | None,
-              limit: int, offset: int) -> tuple[list[Job], int]:
+              limit: int, offset: int, *, method: str | None = None, sweep_id: str | None = None,
+              standalone: bool | None = None) -> tuple[list[Job], int, dict[str, dict]]:
+    """A page of the tenant's jobs, their total, and the metrics summary of each succeeded one by id;
+    ``sweep_id``: that sweep's children; ``standalone``: True for the jobs of no sweep, False for
+    sweeps' children only."""
     where = [Job.tenant_id == tenant]
     if status is not None:
         where.append(Job.status == status)
     if dataset_id is not None:
         where.append(Job.dataset_id == dataset_id)
-    return paginate(session, Job, *where, limit=limit, offset=offset)
+    if method is not None:
+        where.append(Job.method == method)
+    if sweep_id is not None:
+        where.append(Job.id.in_(select(SweepJob.job_id).where(SweepJob.sweep_id == sweep_id)))
+    if standalone is not None:
+        children = Job.id.in_(select(SweepJob.job_id))
+        where.append(~children if standalone else children)
+    rows, total = paginate(session, Job, *where, limit=limit, offset=offset)
+    return rows, total, metrics_summaries(session, rows)
+
+
+def metrics_summaries(session: Session, jobs: list[Job]) -> dict[str, dict]:
+    """The stored metrics of the succeeded ``jobs``, summed up for comparing runs (one query, no
+    recomputation): acc/nmi when the dataset is labelled, silhouette, nonempty_clusters."""
+    ids = [j.id for j in jobs if j.status == SUCCEEDED]
+    if not ids:
+        return {}
+    return {job_id: summary(row) for job_id, row in results.metrics_of(session, ids).items()}
+
+
+def summary(row: Metrics) -> dict:
+    external = row.external or {}
+    out = {k: external[k] for k in ("acc", "nmi") if external.get(k) is not None}
+    out["silhouette"] = (row.internal or {}).get("silhouette")
+    out["nonempty_clusters"] = sum(1 for size in row.cluster_sizes or [] if size > 0)
+    return out
 
 
 def cancel_job(session: Session, store: ArtifactStore, tenant: str, job_id: str) -> Job:
