@@ -260,6 +260,30 @@ ONNX_UNAVAILABLE = ErrorCode("onnx_unavailable", 503,
                               "ONNX export is not installed on this server: install the optional extra there (pip "
                               "install 'deepclust[onnx]'), or download the zip and export with the library.")
 
+# -- Encoders (encoders/) --------------------------------------------------------------------------
+ENCODER_NOT_FOUND = ErrorCode("encoder_not_found", 404,
+                               "No encoder with id 'enc_0123456789abcdef01234567'.",
+                               template="No encoder with id {id!r}.")
+ENCODER_IN_USE = ErrorCode("encoder_in_use", 409,
+                            "Job job_0123456789abcdef01234567 uses this encoder and is queued or running; cancel it "
+                            "or wait for the end, then delete the encoder.")
+INVALID_ENCODER_OPTIONS = ErrorCode("invalid_encoder_options", 422,
+                                     "input_size must be H,W (two positive integers), e.g. 224,224; got '224'.")
+NOT_ONNX = ErrorCode("not_onnx", 422, "The file is not an ONNX model: Error parsing message.")
+ONNX_EXTERNAL_DATA = ErrorCode("onnx_external_data", 422,
+                                "The model keeps tensor 'w' in an external data file ('w.bin'); save it with every "
+                                "tensor inside the .onnx file (onnx.save(model, path, save_as_external_data=False)).")
+ONNX_CUSTOM_OPERATOR = ErrorCode("onnx_custom_operator", 422,
+                                  "Node 'n0' uses operator 'MyOp' of the custom domain 'com.example'; only the "
+                                  "standard ONNX operators are accepted.")
+ONNX_INPUTS = ErrorCode("onnx_inputs", 422,
+                         "The model has 2 inputs (x, y); an encoder takes exactly one, N×C×H×W float32.")
+ONNX_OUTPUT_SHAPE = ErrorCode("onnx_output_shape", 422,
+                               "On a probe batch of 2 images the output 'z' has shape [2, 8, 2]; an encoder gives "
+                               "one vector per image, N×D.")
+ENCODER_NOT_APPLICABLE = ErrorCode("encoder_not_applicable", 422,
+                                    "An encoder embeds images; dataset ds_0123456789abcdef01234567 holds features.")
+
 # -- Plots (plots/) --------------------------------------------------------------------------------
 PLOTTING_UNAVAILABLE = ErrorCode("plotting_unavailable", 503,
                                   "This server cannot draw plots: matplotlib is not installed (pip install "

@@ -11,6 +11,7 @@ from deepclust.app.http.admission import AdmissionGate
 from deepclust.app.http.deps import Database
 from deepclust.app.core.db import engine_for
 from deepclust.app.datasets import endpoints as datasets
+from deepclust.app.encoders import endpoints as encoders
 from deepclust.app.core.dispatch import make_dispatcher
 from deepclust.app.core.settings import Settings, get_settings
 from deepclust.app.core.storage import store_for
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        retry_after=settings.retry_after_seconds)
     app.state.telemetry.install(app)
     install_error_handlers(app)
-    for router in (ops.router, datasets.router, jobs.router, jobs.events_router, plots.router,
+    for router in (ops.router, datasets.router, encoders.router, jobs.router, jobs.events_router, plots.router,
                    trained_models.router, sweeps.router):
         app.include_router(router)
     install_dashboard(app)

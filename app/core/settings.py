@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     max_archive_members: int = 500_000
     max_image_file_bytes: int = 64 << 20
     max_image_pixels: int = 40_000_000
+    # An uploaded ONNX encoder (POST /v1/encoders): refused past this size, before the body is read whole;
+    # images per onnxruntime batch in a job's encode phase.
+    max_encoder_bytes: int = 1 << 30
+    encode_batch_size: int = Field(64, ge=1)
     # Widest table (CSV/TSV/Parquet columns) accepted, checked from its first row or schema.
     max_columns: int = 16_384
 

@@ -77,5 +77,22 @@ class DirectoryStore:
                 path.unlink(missing_ok=True)
 
 
+# -- key layout of the encoders' files ------------------------------------------------------------
+
+def encoder_key(encoder_id: str) -> str:
+    """An uploaded ONNX encoder."""
+    return f"encoders/{encoder_id}/model.onnx"
+
+
+def encoder_prefix(encoder_id: str) -> str:
+    return f"encoders/{encoder_id}"
+
+
+def embeddings_key(dataset_id: str, encoder_id: str) -> str:
+    """A dataset's images embedded by an encoder (N×D float32 .npy), kept beside the dataset so that
+    deleting the dataset takes them too; reused by every job on the same dataset and encoder."""
+    return f"datasets/{dataset_id}/embeddings/{encoder_id}.npy"
+
+
 def store_for(data_dir: Path) -> DirectoryStore:
     return DirectoryStore(Path(data_dir) / "artifacts")

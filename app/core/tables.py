@@ -95,6 +95,8 @@ class Job(SQLModel, table=True):
     not_before: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
     # The job's own runtime limit per attempt (None: the worker's DEEPCLUST_MAX_RUNTIME_SECONDS).
     max_runtime_s: Optional[int] = None
+    # The encoder that embeds the dataset's images first (a job on pretrained features), if any.
+    encoder_id: Optional[str] = Field(default=None, index=True)
     # Held: neither dispatched nor claimable until that job has ended (a sweep's job waiting to
     # reuse its seed's pretrained autoencoder); app/core/sweepstate.py releases it.
     waits_for: Optional[str] = Field(default=None, index=True)
@@ -130,12 +132,17 @@ class TrainedModel(SQLModel, table=True):
     n_clusters: int
     sample_shape: list = Field(sa_type=JSON)
     manifest: dict = Field(sa_type=JSON)
+    # A model trained on an encoder's embeddings: that encoder's preprocessing and the images it takes
+    # (app/core/encoding.py's EncoderSpec); its ONNX bytes are the weights part ENCODER. None otherwise.
+    encoder: Optional[dict] = Field(default=None, sa_type=JSON)
     created_at: datetime = created_at()
 
 
 # The parts of a model's safetensors bytes, each its own row: predict reads only "inference";
 # "pretrained" (the pretrained autoencoder, several times larger) only seeds another job.
 INFERENCE, PRETRAINED = "inference", "pretrained"
+# A model on pretrained features also keeps its encoder (ONNX bytes), read by predict and the bundle.
+ENCODER = "encoder"
 
 
 class ModelWeights(SQLModel, table=True):
@@ -206,3 +213,22 @@ class SweepJob(SQLModel, table=True):
     n_clusters: int
     seed: int
     position: int  # order of the grid: K-major, as the sweep lists its job_ids
+
+
+class Encoder(SQLModel, table=True):
+    """A tenant's pretrained image encoder: an ONNX file in the artifact store and how to feed it."""
+    __tablename__ = "encoders"
+    id: str = Field(primary_key=True)
+    tenant_id: str = Field(index=True)
+    name: str
+    input_shape: list = Field(sa_type=JSON)  # [C, H, W] it takes
+    output_dim: int
+    color: str  # "rgb" | "grayscale"
+    mean: Optional[list] = Field(default=None, sa_type=JSON)  # per channel, after scaling pixels to [0, 1]
+    std: Optional[list] = Field(default=None, sa_type=JSON)
+    input_name: str
+    output_name: str
+    sha256: str
+    size_bytes: int = Field(sa_type=BigInteger)
+    file_key: str
+    created_at: datetime = created_at()

@@ -1,0 +1,1 @@
+"""/v1/encoders: pretrained image encoders (ONNX), uploaded, checked and stored once."""
