@@ -24,6 +24,7 @@ _LIBRARY = "deepclust.models"
 _PUBLIC = {
     "Client": _CLIENT,
     "Job": _CLIENT,
+    "Sweep": _CLIENT,
     "Prediction": _CLIENT,
     "DeepclustError": _CLIENT,
     "BadRequest": _CLIENT,

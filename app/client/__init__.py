@@ -9,6 +9,11 @@
     labels, centroids, metrics = job.labels(), job.centroids(), job.metrics()
     labels_new, proba = api.predict(job.model_id, X_new)
 
+    sweep = api.start_sweep(ds["id"], "dec", range(5, 16), seeds=[0, 1, 2])   # choosing K
+    sweep.wait()                                          # a bar over its jobs
+    sweep.table(); sweep.plot("sweep.png"); best = sweep.recommended()
+    runs = api.list_jobs(method="dec", as_frame=True)     # compare runs (acc/nmi, silhouette, ...)
+
 It speaks HTTP with httpx and hands back numpy arrays and plain dicts; it imports neither torch
 nor the server's code. Every error answer of the API is raised as an ``DeepclustError`` subclass that
 carries the API's ``status``, ``code``, ``message`` and ``details``.
@@ -33,7 +38,7 @@ from deepclust.app.datasets.ingest import formats
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = ("succeeded", "failed", "cancelled")
 
-__all__ = ["Client", "Job", "Prediction", "DeepclustError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
+__all__ = ["Client", "Job", "Sweep", "Prediction", "DeepclustError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
            "TooLarge", "UnsupportedMediaType", "InvalidRequest", "ServiceUnavailable", "ServerError",
            "ConnectionFailed", "JobFailed"]
 
@@ -251,6 +256,63 @@ class Client:
                                     "offset": offset}.items() if v is not None}
         return [Job(self, item) for item in self._json("GET", "/v1/jobs", params=params)["items"]]
 
+    def list_jobs(self, *, method: str | None = None, dataset_id: str | None = None, sweep_id: str | None = None,
+                  standalone: bool | None = None, status: str | None = None, limit: int | None = None,
+                  as_frame: bool = False):
+        """Your jobs, newest first, to compare runs: filtered by method, dataset, sweep (``sweep_id``:
+        its jobs; ``standalone=True``: the jobs of no sweep) and status; ``limit`` (default: all).
+
+        A list of ``Job``; with ``as_frame=True`` a pandas DataFrame (pandas must be installed),
+        one row per job: id, name, method, n_clusters, seed, status, the metrics summary of a
+        succeeded job (acc, nmi when the dataset has labels, silhouette, nonempty_clusters),
+        dataset_id, model_id, created_at, finished_at."""
+        query = {"method": method, "dataset_id": dataset_id, "sweep_id": sweep_id, "status": status,
+                 "standalone": None if standalone is None else str(bool(standalone)).lower()}
+        items = self._all("/v1/jobs", {k: v for k, v in query.items() if v is not None}, limit)
+        if not as_frame:
+            return [Job(self, item) for item in items]
+        import pandas as pd  # only when a frame is asked for
+
+        return pd.DataFrame([job_row(item) for item in items], columns=JOB_ROW_COLUMNS)
+
+    def _all(self, path: str, params: dict, limit: int | None) -> list[dict]:
+        """Every item of a paged list (or the first ``limit``), a page of up to 1,000 at a time."""
+        items: list[dict] = []
+        while limit is None or len(items) < limit:
+            want = 1000 if limit is None else min(1000, limit - len(items))
+            page = self._json("GET", path, params={**params, "limit": want, "offset": len(items)})
+            items += page["items"]
+            if not page["items"] or len(items) >= page["total"]:
+                break
+        return items
+
+    # -- sweeps -----------------------------------------------------------------------------------
+    def start_sweep(self, dataset_id: str, method: str, n_clusters: Any, *, seeds: list[int] | None = None,
+                    n_restarts: int | None = None, params: dict | None = None, pretrain: dict | None = None,
+                    selection: str | None = None, device: str | None = None, name: str | None = None) -> "Sweep":
+        """Start a sweep: one job per (K, seed), then a label-free recommendation of K; returns a
+        ``Sweep`` to ``wait()`` on.
+
+        ``n_clusters``: a list or range of K's (``range(5, 16)``), ``{"min": 5, "max": 15, "step": 1}``
+        or one K. ``seeds`` (default [0, 1, 2]) or ``n_restarts``; ``selection``: the criterion
+        that picks K (the server's default when not given)."""
+        if isinstance(n_clusters, range):
+            n_clusters = list(n_clusters)
+        body: dict[str, Any] = {"dataset_id": dataset_id, "method": method, "n_clusters": n_clusters,
+                                "params": dict(params or {})}
+        optional = {"seeds": None if seeds is None else list(seeds), "n_restarts": n_restarts,
+                    "pretrain": pretrain, "selection": selection, "device": device, "name": name}
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return Sweep(self, self._json("POST", "/v1/sweeps", json=body))
+
+    def get_sweep(self, sweep_id: str) -> "Sweep":
+        return Sweep(self, self._json("GET", f"/v1/sweeps/{sweep_id}"))
+
+    def list_sweeps(self, dataset_id: str | None = None, limit: int | None = None) -> list["Sweep"]:
+        """Your sweeps, newest first (``limit``: default all)."""
+        params = {"dataset_id": dataset_id} if dataset_id else {}
+        return [Sweep(self, item) for item in self._all("/v1/sweeps", params, limit)]
+
     # -- models -----------------------------------------------------------------------------------
     def models(self, limit: int = 50, offset: int = 0) -> list[dict]:
         return self._json("GET", "/v1/models", params={"limit": limit, "offset": offset})["items"]
@@ -416,6 +478,122 @@ class Job:
     def logs(self) -> str:
         """What the worker logged for this job: start, device, phases, warnings, a failure's traceback."""
         return self.client.request("GET", f"/v1/jobs/{self.id}/logs").text
+
+
+# -- comparing runs ----------------------------------------------------------------------------------
+
+JOB_ROW_COLUMNS = ["id", "name", "method", "n_clusters", "seed", "status", "acc", "nmi", "silhouette",
+                   "nonempty_clusters", "dataset_id", "model_id", "created_at", "finished_at"]
+
+
+def job_row(job: dict) -> dict:
+    """A job resource of the list as one flat row: its metrics summary as columns."""
+    summary = job.get("metrics") or {}
+    return {c: summary.get(c) if c in ("acc", "nmi", "silhouette", "nonempty_clusters") else job.get(c)
+            for c in JOB_ROW_COLUMNS}
+
+
+# -- a sweep -----------------------------------------------------------------------------------------
+
+class Sweep:
+    """One sweep on the server: a job per (K, seed), then a label-free recommendation of K.
+    ``resource`` is the sweep as last fetched; ``refresh()`` fetches it again."""
+
+    def __init__(self, client: Client, resource: dict):
+        self.client = client
+        self.resource = resource
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.id!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.resource["id"]
+
+    @property
+    def status(self) -> str:
+        return self.resource["status"]
+
+    def refresh(self) -> dict:
+        self.resource = self.client._json("GET", f"/v1/sweeps/{self.id}")
+        return self.resource
+
+    def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 2.0,
+             raise_on_failure: bool = False, console: Any = None) -> dict:
+        """Block until every job of the sweep has ended and it has settled; returns the final sweep.
+
+        ``progress`` shows one bar over its jobs (done/total, running, failed, ETA). ``timeout``
+        raises ``TimeoutError`` (the sweep keeps running). ``raise_on_failure`` raises ``JobFailed``
+        carrying the sweep's error when it failed or was cancelled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def states():
+            while True:
+                yield self.refresh()
+                if self.status in FINISHED:
+                    return
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"sweep {self.id} is still {self.status} after {timeout} s")
+                if interrupted.wait(poll_seconds):
+                    raise KeyboardInterrupt
+
+        interrupted = threading.Event()
+        if progress:
+            from deepclust.app.client.progress import follow_sweep  # rich, only when a bar is wanted
+
+            with _ctrl_c_between_polls(interrupted):
+                follow_sweep(states(), console=console)
+        else:
+            for _ in states():
+                pass
+        if raise_on_failure and self.status != "succeeded":
+            error = self.resource.get("error") or {"code": "sweep_cancelled",
+                                                   "message": f"sweep {self.id} was cancelled"}
+            raise JobFailed(409, error["code"], error["message"], {"sweep": self.resource})
+        return self.resource
+
+    def result(self) -> dict:
+        """``{"recommended": {"n_clusters", "job_id", "seed", "model_id"}, "table": [...]}`` once the
+        sweep has succeeded (``Conflict`` before, or when it failed or was cancelled)."""
+        if self.resource.get("result") is None:
+            self.refresh()
+        if self.resource.get("result") is None:
+            raise Conflict(409, "sweep_not_succeeded", f"Sweep {self.id} is {self.status}; its result exists "
+                           "once it has succeeded.", {"status": self.status})
+        return self.resource["result"]
+
+    def recommended(self) -> Job:
+        """The recommended run (its K chosen without labels) as a ``Job``."""
+        return self.client.job(self.result()["recommended"]["job_id"])
+
+    def table(self):
+        """One row per succeeded job: n_clusters, seed, job_id, every criterion, selected, and
+        acc/nmi/ari when the dataset has labels. A pandas DataFrame when pandas is installed,
+        else a list of dicts."""
+        rows = self.result()["table"]
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows)
+
+    def plot(self, path: str | os.PathLike | None = None) -> bytes | Path:
+        """The criteria against K as PNG bytes, or written to ``path`` (returned)."""
+        content = self.client.request("GET", f"/v1/sweeps/{self.id}/plot.png").content
+        if path is None:
+            return content
+        path = Path(path)
+        path.write_bytes(content)
+        return path
+
+    def jobs(self, as_frame: bool = False):
+        """The sweep's jobs (``Client.list_jobs(sweep_id=...)``)."""
+        return self.client.list_jobs(sweep_id=self.id, as_frame=as_frame)
+
+    def cancel(self) -> dict:
+        """Cancel every job of the sweep that has not ended (``Conflict`` once finished)."""
+        self.resource = self.client._json("POST", f"/v1/sweeps/{self.id}/cancel")
+        return self.resource
 
 
 @contextmanager

@@ -63,3 +63,38 @@ def follow(states: Iterable[dict], console: Console | None = None) -> dict | Non
                 task = bar.add_task(stage(job), total=1.0, detail="")
             bar.update(task, completed=fraction, description=stage(job), detail=detail(job))
     return last
+
+
+def sweep_detail(sweep: dict) -> str:
+    """``5/18 jobs done, 2 running, 1 failed``; the recommendation once it has succeeded."""
+    p = sweep.get("progress") or {}
+    done = sum(p.get(s) or 0 for s in FINISHED)
+    parts = [f"{done}/{p.get('total') or 0} jobs done"]
+    if p.get("running"):
+        parts.append(f"{p['running']} running")
+    for state in ("failed", "cancelled"):
+        if p.get(state):
+            parts.append(f"{p[state]} {state}")
+    recommended = (sweep.get("result") or {}).get("recommended")
+    if recommended:
+        parts.append(f"recommended K={recommended['n_clusters']} (job {recommended['job_id']})")
+    elif sweep["status"] == "failed" and sweep.get("error"):
+        parts.append(f"{sweep['error']['code']}: {sweep['error']['message']}")
+    return ", ".join(parts)
+
+
+def follow_sweep(states: Iterable[dict], console: Console | None = None) -> dict | None:
+    """One bar over a sweep's jobs while iterating over successive resources of the sweep."""
+    last = None
+    columns = (TextColumn("{task.description:<9}"), BarColumn(bar_width=20), TaskProgressColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, console=console, refresh_per_second=4) as bar:
+        task = None
+        for sweep in states:
+            last = sweep
+            fraction = 1.0 if sweep["status"] == "succeeded" else (sweep.get("progress") or {}).get("fraction") or 0.0
+            if task is None:
+                bar.console.print(f"sweep {sweep['id']}", highlight=False)
+                task = bar.add_task(sweep["status"], total=1.0, detail="")
+            bar.update(task, completed=fraction, description=sweep["status"], detail=sweep_detail(sweep))
+    return last
