@@ -13,6 +13,7 @@ from deepclust.app.core.db import engine_for
 from deepclust.app.datasets import endpoints as datasets
 from deepclust.app.encoders import endpoints as encoders
 from deepclust.app.core.dispatch import make_dispatcher
+from deepclust.app.core.encoding import RunnerCache
 from deepclust.app.core.settings import Settings, get_settings
 from deepclust.app.core.storage import store_for
 from deepclust.app.http.docs import install_docs
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store_for(settings.data_dir)
     app.state.dispatcher = make_dispatcher(settings)
     app.state.models = ModelCache(settings.model_cache_size, settings.device)
+    app.state.encoders = RunnerCache(settings.model_cache_size)  # the encoders of models on pretrained features
     app.state.telemetry = Telemetry(app.state.engine)
     # Outermost last: telemetry sees every answer, the gate refuses before the key is looked up,
     # the key is checked before a body is read.

@@ -36,6 +36,7 @@ from deepclust.app.core.tables import (
 from deepclust.models import DeepClusterer, TrainingCancelled, load_checkpoint
 from deepclust.models.metrics import clustering_report
 from deepclust.worker import environment
+from deepclust.worker.encode import Encoded, encode
 from deepclust.worker.failures import is_infrastructure, job_error, retry_while_unreachable
 from deepclust.worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
 
@@ -100,13 +101,18 @@ def _attempt(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
             if dataset is None:
                 raise LookupError(f"dataset {job.dataset_id} no longer exists")
             X = open_array(store.local_path(dataset.data_key))
+            encoded = None
+            if job.encoder_id is not None:  # the method runs on the encoder's embeddings of the images
+                device = settings.device if job.device == "auto" else job.device
+                encoded = encode(job, dataset, engine, store, reporter, settings, device)
+                X = encoded.X
             estimator = _estimator(job, dataset, settings)
             pretrained = retry_while_unreachable(lambda: _pretrained(engine, job), "reading the pretrained model",
                                                  settings.db_retry_seconds)
             estimator.fit(X, callbacks=[reporter], pretrained=pretrained, resume_from=resume)
             _warn_of_empty_clusters(job.id, estimator.labels_, job.n_clusters)
             reporter.enter_phase("finalize")
-            if _store_results(engine, job, reporter, estimator, X, y_true, settings):
+            if _store_results(engine, job, reporter, estimator, X, y_true, settings, encoded):
                 return SUCCEEDED, {}
             reporter.lost.set()
             return FAILED, {}
@@ -235,7 +241,8 @@ def _warn_of_empty_clusters(job_id: str, labels: np.ndarray, n_clusters: int) ->
 def _estimator(job: Job, dataset: Dataset, settings: Settings) -> DeepClusterer:
     device = settings.device if job.device == "auto" else job.device
     # The canonical array is float32; 8-bit sources keep the pixel scaling they would have had.
-    scaling = "divide255" if dataset.source_dtype == "uint8" else "auto"
+    # (An encoder's embeddings are features: its own preprocessing scaled the pixels.)
+    scaling = "divide255" if dataset.source_dtype == "uint8" and job.encoder_id is None else "auto"
     return DeepClusterer(job.method, job.n_clusters, random_state=job.seed, device=device, scaling=scaling,
                          **job.params)
 
@@ -253,7 +260,7 @@ def _pretrained(engine, job: Job) -> DeepClusterer | None:
 
 
 def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, X, y_true,
-                   settings: Settings) -> bool:
+                   settings: Settings, encoded: Encoded | None = None) -> bool:
     """Everything a succeeded job has, in one transaction; False if the job is no longer ours. The
     transaction is retried while the database is unreachable (the heartbeat keeps the job ours)."""
     report = clustering_report(est.transform(X), est.labels_, y_true, n_clusters=job.n_clusters,
@@ -273,7 +280,9 @@ def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, 
                 session.execute(insert(JobHistory), reporter.pending)
             results.add(session, job, model_id, sample_shape=est.sample_shape_, weights=weights, manifest=manifest,
                         centers_space=est.centers_space_, centers=est.cluster_centers_, report=report,
-                        labels=est.labels_, confidences=est.confidences_)
+                        labels=est.labels_, confidences=est.confidences_,
+                        encoder=encoded.spec.to_dict() if encoded else None,
+                        encoder_onnx=encoded.onnx if encoded else None)
             session.commit()
         return True
 

@@ -124,7 +124,20 @@ def composed(spec: EncoderSpec, encoder_onnx: bytes):
     # models to import the same versions of the domains they share.
     merged = compose.merge_models(pre, encoder, io_map=[(_PRE_OUT, spec.input_name)],
                                   outputs=[spec.output_name], name="deepclust_encoder")
+    one_opset_per_domain(merged)
     return merged
+
+
+def one_opset_per_domain(model) -> None:
+    """One opset entry per domain ("" and "ai.onnx" are one), the highest: what merging leaves twice."""
+    from onnx import helper
+
+    versions: dict[str, int] = {}
+    for entry in model.opset_import:
+        domain = "" if entry.domain == "ai.onnx" else entry.domain
+        versions[domain] = max(versions.get(domain, 0), int(entry.version))
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(d, v) for d, v in versions.items())
 
 
 def providers(device: str) -> list:
@@ -156,10 +169,15 @@ class EncoderRunner:
     def provider(self) -> str:
         return self.session.get_providers()[0]
 
-    def run(self, pixels: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(pixels, dtype=np.float32).reshape((-1, *self.spec.image_shape))
-        (out,) = self.session.run([self.output], {PIXELS: x})
-        return np.asarray(out, dtype=np.float32).reshape(len(x), -1)
+    def run(self, pixels: np.ndarray, batch: int = 64) -> np.ndarray:
+        """N images (N×C0×H0×W0, or flattened rows of them) -> N×D, ``batch`` at a time."""
+        x = np.asarray(pixels).reshape((-1, *self.spec.image_shape))
+        outs = []
+        for start in range(0, len(x), batch):
+            chunk = np.ascontiguousarray(x[start:start + batch], dtype=np.float32)
+            (out,) = self.session.run([self.output], {PIXELS: chunk})
+            outs.append(np.asarray(out, dtype=np.float32).reshape(len(chunk), -1))
+        return np.concatenate(outs) if outs else np.zeros((0, self.spec.output_dim), np.float32)
 
 
 class RunnerCache:

@@ -15,6 +15,7 @@ from sqlmodel import Session, func, select
 
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.tables import (
+    ENCODER,
     INFERENCE,
     PRETRAINED,
     Assignment,
@@ -32,7 +33,7 @@ _PRETRAINED_PREFIX = "pretrained."
 
 def add(session: Session, job: Job, model_id: str, *, sample_shape, weights: bytes, manifest: dict,
         centers_space: str, centers: np.ndarray, report: dict, labels: np.ndarray,
-        confidences: np.ndarray) -> None:
+        confidences: np.ndarray, encoder: dict | None = None, encoder_onnx: bytes | None = None) -> None:
     """Stage every result row of ``job`` in ``session``; the caller commits them with the job's status.
 
     ``weights`` are the library's safetensors bytes; they are stored as two parts, so predict
@@ -40,7 +41,8 @@ def add(session: Session, job: Job, model_id: str, *, sample_shape, weights: byt
     """
     add_model(session, TrainedModel(id=model_id, tenant_id=job.tenant_id, job_id=job.id, dataset_id=job.dataset_id,
                                     method=job.method, params=job.params, n_clusters=job.n_clusters,
-                                    sample_shape=[int(s) for s in sample_shape], manifest=manifest), weights)
+                                    sample_shape=[int(s) for s in sample_shape], manifest=manifest,
+                                    encoder=encoder), weights, encoder_onnx)
     session.add(Centroids(job_id=job.id, space=centers_space, dim=int(centers.shape[1]), values=centers.tolist()))
     session.add(Metrics(job_id=job.id, **report))
     session.execute(insert(Assignment), [
@@ -48,11 +50,15 @@ def add(session: Session, job: Job, model_id: str, *, sample_shape, weights: byt
         for i, (label, conf) in enumerate(zip(labels, confidences))])
 
 
-def add_model(session: Session, row: TrainedModel, weights: bytes) -> None:
-    """Stage a model row and its weights (a job's, or one imported from a bundle)."""
+def add_model(session: Session, row: TrainedModel, weights: bytes, encoder_onnx: bytes | None = None) -> None:
+    """Stage a model row and its weights (a job's, or one imported from a bundle); a model on an
+    encoder's embeddings also keeps the encoder's ONNX bytes (part ``encoder``)."""
     session.add(row)
     session.flush()  # the weights rows reference the model row
-    for part, data in _split(weights).items():
+    parts = _split(weights)
+    if encoder_onnx is not None:
+        parts[ENCODER] = encoder_onnx
+    for part, data in parts.items():
         session.add(ModelWeights(model_id=row.id, part=part, sha256=hashlib.sha256(data).hexdigest(),
                                  size_bytes=len(data), data=data))
 
@@ -109,13 +115,20 @@ class ModelCard:
 
     id: str
     sample_shape: list[int]
+    encoder: dict | None = None  # a model on an encoder's embeddings: its EncoderSpec (images in)
 
 
 def model_card(session: Session, model_id: str, tenant: str) -> ModelCard | None:
     """The model if it exists and belongs to ``tenant``, else None (the caller answers 404)."""
-    row = session.exec(select(TrainedModel.sample_shape).where(TrainedModel.id == model_id,
-                                                               TrainedModel.tenant_id == tenant)).first()
-    return None if row is None else ModelCard(model_id, list(row))
+    row = session.exec(select(TrainedModel.sample_shape, TrainedModel.encoder).where(
+        TrainedModel.id == model_id, TrainedModel.tenant_id == tenant)).first()
+    return None if row is None else ModelCard(model_id, list(row[0]), row[1])
+
+
+def encoder_onnx(session: Session, model_id: str) -> bytes | None:
+    """The ONNX bytes of the encoder a model runs first, or None."""
+    return session.exec(select(ModelWeights.data).where(ModelWeights.model_id == model_id,
+                                                        ModelWeights.part == ENCODER)).first()
 
 
 def model_row(session: Session, model_id: str, tenant: str) -> TrainedModel | None:

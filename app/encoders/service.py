@@ -103,12 +103,16 @@ def _tensors(model):
                     yield attr.t
 
 
-def _load(path) -> "object":
+def _load(source) -> "object":
+    """The ONNX model of a file path or of bytes, without loading any external data."""
     import onnx
     from google.protobuf.message import DecodeError
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        if isinstance(source, bytes):
+            model = onnx.load_model_from_string(source)
+        else:
+            model = onnx.load(str(source), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
         raise NOT_ONNX(f"The file is not an ONNX model: {clip(str(exc) or type(exc).__name__, 200)}.") from None
     if not model.HasField("graph") or not model.graph.node:
@@ -215,6 +219,18 @@ def _probe(data: bytes, input_name: str, output_name: str, shape: list[int]) -> 
     return int(out.shape[1])
 
 
+def checked_onnx(data: bytes, shape: list[int], input_name: str | None = None,
+                 output_name: str | None = None) -> tuple[str, str, int]:
+    """Every check of an encoder's ONNX bytes fed ``shape`` [C, H, W] (an upload, or the encoder in
+    an imported model bundle): its input and output names and its output dimension D, or a 4xx."""
+    model = _load(data)
+    check_model(model)
+    input_name, output_name = _io_names(model, input_name, output_name)
+    _check_input_type(model, input_name, shape)
+    del model
+    return input_name, output_name, _probe(data, input_name, output_name, shape)
+
+
 def create_encoder(session: Session, store: ArtifactStore, settings: Settings, tenant: str,
                    form: UploadForm) -> Encoder:
     upload = form.files.get("file")
@@ -228,12 +244,9 @@ def create_encoder(session: Session, store: ArtifactStore, settings: Settings, t
     shape = [CHANNELS[color], height, width]
     mean = _per_channel("mean", fields.get("mean"), shape[0], positive=False)
     std = _per_channel("std", fields.get("std"), shape[0], positive=True)
-    model = _load(upload.path)
-    check_model(model)
-    input_name, output_name = _io_names(model, fields.get("input_name") or None, fields.get("output_name") or None)
-    _check_input_type(model, input_name, shape)
-    del model
-    output_dim = _probe(upload.path.read_bytes(), input_name, output_name, shape)
+    input_name, output_name, output_dim = checked_onnx(upload.path.read_bytes(), shape,
+                                                       fields.get("input_name") or None,
+                                                       fields.get("output_name") or None)
     encoder_id = new_id("enc")
     row = Encoder(id=encoder_id, tenant_id=tenant, name=fields.get("name") or upload.filename, input_shape=shape,
                   output_dim=output_dim, color=color, mean=mean, std=std, input_name=input_name,

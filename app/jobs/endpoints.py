@@ -18,6 +18,8 @@ from deepclust.app.errors import (
     BROKER_UNAVAILABLE,
     DATABASE_UNAVAILABLE,
     DATASET_NOT_FOUND,
+    ENCODER_NOT_APPLICABLE,
+    ENCODER_NOT_FOUND,
     INVALID_N_CLUSTERS,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -49,7 +51,8 @@ Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 @router.post("", status_code=202, response_model=JobOut, summary="Start a clustering job",
-             responses=errors(MALFORMED_REQUEST, DATASET_NOT_FOUND, JOB_NOT_FOUND, JOB_NOT_SUCCEEDED, TOO_LARGE,
+             responses=errors(MALFORMED_REQUEST, DATASET_NOT_FOUND, ENCODER_NOT_FOUND, ENCODER_NOT_APPLICABLE,
+                              JOB_NOT_FOUND, JOB_NOT_SUCCEEDED, TOO_LARGE,
                               UNSUPPORTED_MEDIA_TYPE, INVALID_REQUEST, UNKNOWN_METHOD, METHOD_INPUT_KIND,
                               INVALID_N_CLUSTERS, INVALID_PARAMS, PRETRAINED_OTHER_DATASET,
                               PRETRAINED_NO_AUTOENCODER, PRETRAINED_ARCHITECTURE, JOB_TOO_LARGE,

@@ -59,6 +59,10 @@ class JobCreate(BaseModel):
         description="Runtime limit of each attempt, in seconds (1 to 604800, a week): past it the job is "
                     "stopped at the next epoch and fails with `runtime_exceeded`. Default: the server's "
                     "DEEPCLUST_MAX_RUNTIME_SECONDS (unset: no limit). An addition to API.md v1.")
+    encoder: str | None = Field(None, description="An encoder (enc_..., POST /v1/encoders) to embed the images of "
+                                                  "this image dataset with first (phase `encode`; the embeddings are "
+                                                  "kept and reused); the method then runs on those feature vectors, "
+                                                  "so it must take features (`accepts_encoder` in GET /v1/methods).")
 
 
 class Progress(BaseModel):
@@ -105,6 +109,7 @@ class JobOut(BaseModel):
     device: str = Field(description="The device asked for.")
     max_runtime_s: int | None = Field(None, description="Its own runtime limit per attempt in seconds, if it set "
                                                         "one (else the server's default applies).")
+    encoder: str | None = Field(None, description="The encoder whose embeddings it clusters, if any.")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] = Field(
         description="queued -> running -> succeeded | failed | cancelled.")
     phase: str | None = Field(description="The training phase (models.PHASES: " + ", ".join(PHASES) + "; a "
@@ -129,6 +134,7 @@ class JobOut(BaseModel):
     def of(cls, row: Job, metrics: dict | None = None) -> "JobOut":
         data = row.model_dump()
         data["metrics"] = metrics
+        data["encoder"] = row.encoder_id
         data["progress"] = row.progress or {}
         data["params"], data["pretrain"] = pretrain.split(row.params)
         return cls.model_validate(data)

@@ -25,6 +25,7 @@ from deepclust.app.errors import (
     UNKNOWN_METHOD,
     UNSUPPORTED_INPUT_SHAPE,
 )
+from deepclust.app.encoders.service import encoded_view
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.jobs.schemas import CentroidsOut, JobCreate, LabelItem, LabelsPage, MetricsOut
 from deepclust.models import MethodInfo, get_method
@@ -36,6 +37,8 @@ _ARCHITECTURE_PARAMS = ("hidden_dims", "embedding_dim")
 def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobCreate,
                memory_budget: int | None = None) -> Job:
     dataset = owned(session, Dataset, body.dataset_id, tenant)
+    if body.encoder is not None:  # the method sees the encoder's embeddings: features of width D
+        dataset = encoded_view(session, tenant, dataset, body.encoder, body.method)
     method = method_for(dataset, body.method)
     if not 2 <= body.n_clusters <= dataset.n_samples:
         raise INVALID_N_CLUSTERS(f"n_clusters must be between 2 and the number of samples "
@@ -49,7 +52,7 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
 
     job = Job(id=new_id("job"), tenant_id=tenant, dataset_id=dataset.id, name=body.name, method=method.name,
               n_clusters=body.n_clusters, params=params, pretrained_from=body.pretrained_from, seed=body.seed,
-              device=body.device, max_runtime_s=body.max_runtime_s)
+              device=body.device, max_runtime_s=body.max_runtime_s, encoder_id=body.encoder)
     session.add(job)
     session.commit()
     try:

@@ -23,7 +23,7 @@ class ReadyOut(BaseModel):
 class MethodOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "dec", "summary": "Deep Embedded Clustering: pretrained autoencoder, then KL(P‖Q) self-training.",
-        "input_kinds": ["features", "images"],
+        "input_kinds": ["features", "images"], "accepts_encoder": True,
         "params_schema": {"type": "object", "properties": {"maxiter": {"type": "integer", "default": 20000}}},
         "defaults": {"maxiter": 20000},
         "pretrain_schema": {"type": "object", "properties": {"epochs": {"type": "integer", "default": 200}}},
@@ -34,6 +34,8 @@ class MethodOut(BaseModel):
     input_kinds: list[Literal["features", "images"]] = Field(
         description="The dataset kinds the method trains on: 'features' (sample_shape [D]) and/or 'images' "
                     "(sample_shape [C,H,W]: image archives and (N,H,W) / (N,C,H,W) arrays).")
+    accepts_encoder: bool = Field(False, description="Whether a job of this method may name an `encoder` (it takes "
+                                                     "feature vectors: an image dataset's embeddings).")
     params_schema: dict[str, Any] = Field(description="JSON schema of the job's `params` for this method.")
     defaults: dict[str, Any] = Field(description="Every param's default (the paper's).")
     pretrain_schema: dict[str, Any] | None = Field(
@@ -45,5 +47,6 @@ class MethodOut(BaseModel):
         params_schema, pretrain_schema = pretrain.split_schema(method.params_schema)
         defaults, pretrain_defaults = pretrain.split(method.defaults)
         return cls(name=method.name, summary=method.summary, input_kinds=list(method.input_kinds),
+                   accepts_encoder="features" in method.input_kinds,
                    params_schema=params_schema, defaults=defaults, pretrain_schema=pretrain_schema,
                    pretrain_defaults=pretrain_defaults)

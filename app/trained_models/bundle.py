@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepclust.app.core.encoding import EncoderSpec, composed, one_opset_per_domain
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.tables import TrainedModel
 from deepclust.app.errors import (
@@ -23,35 +24,77 @@ from deepclust.app.errors import (
     UNSUPPORTED_MEDIA_TYPE,
     ApiError,
 )
+from deepclust.app.encoders.service import checked_onnx
 from deepclust.models import DeepClusterer
 
 WEIGHTS, MANIFEST = "model.safetensors", "manifest.json"
+# A model on a pretrained encoder's embeddings also carries the encoder, its preprocessing in the
+# manifest's "encoder" (app/core/encoding.py's EncoderSpec).
+ENCODER_FILE, ENCODER_KEY = "encoder.onnx", "encoder"
 MAX_MANIFEST_BYTES = 64 << 20  # the manifest carries the training history: generous, but bounded
 
 
-def bundle_zip(weights: bytes, manifest: dict) -> bytes:
+def bundle_zip(weights: bytes, manifest: dict, encoder: dict | None = None, encoder_onnx: bytes | None = None) -> bytes:
+    """The zip; with an encoder, ``encoder.onnx`` and its preprocessing as the manifest's "encoder"."""
+    if encoder is not None:
+        manifest = {**manifest, ENCODER_KEY: encoder}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr(WEIGHTS, weights)
         bundle.writestr(MANIFEST, json.dumps(manifest, indent=1))
+        if encoder is not None and encoder_onnx is not None:
+            bundle.writestr(ENCODER_FILE, encoder_onnx)
     return buffer.getvalue()
 
 
-def bundle_onnx(model: DeepClusterer) -> bytes:
+def bundle_onnx(model: DeepClusterer, encoder: dict | None = None, encoder_onnx: bytes | None = None) -> bytes:
+    """The ONNX model of the inference path; with an encoder, ONE graph: preprocessing, encoder and
+    clustering model, from ``pixels`` (N×C0×H0×W0 float32, 8-bit pixel values as predict takes them)
+    to ``probabilities`` and ``embedding``."""
     from deepclust.models.onnx_export import onnx_available, to_onnx
 
     if not onnx_available():
         raise ONNX_UNAVAILABLE("ONNX export is not installed on this server: install the optional "
                                "extra there (pip install 'deepclust[onnx]'), or download the zip and export with the library.")
-    return to_onnx(model)
+    clustering = to_onnx(model)
+    if encoder is None or encoder_onnx is None:
+        return clustering
+    return compose_with_encoder(EncoderSpec.from_dict(encoder), encoder_onnx, clustering)
+
+
+def compose_with_encoder(spec: EncoderSpec, encoder_onnx: bytes, clustering_onnx: bytes) -> bytes:
+    import onnx
+    from onnx import compose, version_converter
+
+    front = composed(spec, encoder_onnx)
+    back = onnx.load_model_from_string(clustering_onnx)
+    versions = [_opset(front), _opset(back)]
+    if versions[0] != versions[1]:  # one standard opset in one graph: the older graph is converted up
+        if versions[0] < versions[1]:
+            front = version_converter.convert_version(front, versions[1])
+        else:
+            back = version_converter.convert_version(back, versions[0])
+    for graph in (front, back):  # one entry per domain ("" and "ai.onnx" are one), the converted version
+        one_opset_per_domain(graph)
+    front.ir_version = back.ir_version = max(front.ir_version, back.ir_version)
+    back = compose.add_prefix(back, "cluster/", rename_outputs=False)
+    (clustering_input,) = [i.name for i in back.graph.input]
+    merged = compose.merge_models(front, back, io_map=[(spec.output_name, clustering_input)],
+                                  outputs=[o.name for o in back.graph.output], name="deepclust_model")
+    onnx.checker.check_model(merged)
+    return merged.SerializeToString()
+
+
+def _opset(model) -> int:
+    return next((int(e.version) for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
 
 
 def _bad(message: str, **details) -> ApiError:
     return INVALID_MODEL_BUNDLE(message, **details)
 
 
-def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict]:
-    """The weights and the manifest of an uploaded zip, or a 422 saying what is wrong."""
+def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict, bytes | None]:
+    """The weights, the manifest and the encoder (if any) of an uploaded zip, or a 422 saying what is wrong."""
     if not zipfile.is_zipfile(path):
         raise UNSUPPORTED_MEDIA_TYPE("A model is imported as a zip of model.safetensors and "
                                      "manifest.json (GET /v1/models/{id}/download, or DeepClusterer.save then zip).")
@@ -60,7 +103,7 @@ def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict]:
             members = {}
             for info in bundle.infolist():
                 name = Path(info.filename).name
-                if info.is_dir() or name not in (WEIGHTS, MANIFEST):
+                if info.is_dir() or name not in (WEIGHTS, MANIFEST, ENCODER_FILE):
                     continue
                 if name in members:
                     raise _bad(f"The zip holds {name} twice.", file=name)
@@ -74,6 +117,7 @@ def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict]:
                                 {"limit": max_expanded_bytes})
             weights = _read(bundle, members[WEIGHTS])
             manifest_bytes = _read(bundle, members[MANIFEST])
+            encoder_onnx = _read(bundle, members[ENCODER_FILE]) if ENCODER_FILE in members else None
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise _bad(f"The zip is damaged: {exc}.") from None
     try:
@@ -82,7 +126,7 @@ def read_bundle(path: Path, max_expanded_bytes: int) -> tuple[bytes, dict]:
         raise _bad(f"manifest.json is not JSON: {exc}.") from None
     if not isinstance(manifest, dict):
         raise _bad("manifest.json must hold a JSON object.")
-    return weights, manifest
+    return weights, manifest, encoder_onnx
 
 
 def _read(bundle: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -124,11 +168,42 @@ def load_untrusted(weights: bytes, manifest: dict) -> DeepClusterer:
     return model
 
 
-def import_model(tenant: str, path: Path, max_expanded_bytes: int) -> tuple[TrainedModel, bytes]:
-    """The model row of an uploaded bundle and its weights, checked; nothing is written yet."""
-    weights, manifest = read_bundle(path, max_expanded_bytes)
+def checked_encoder(manifest: dict, encoder_onnx: bytes | None, model: DeepClusterer) -> dict | None:
+    """The encoder spec of a bundle whose manifest names one, checked like an uploaded encoder and
+    against the model (its D is the model's input width); None without one."""
+    spec = manifest.pop(ENCODER_KEY, None)
+    if spec is None and encoder_onnx is None:
+        return None
+    if not isinstance(spec, dict) or encoder_onnx is None:
+        raise _bad("A bundle with an encoder holds both encoder.onnx and the manifest's \"encoder\" (its "
+                   "preprocessing); this one has only one of them.")
+    try:
+        encoder = EncoderSpec.from_dict(spec)
+        shape = [int(v) for v in encoder.input_shape]
+        image = [int(v) for v in encoder.image_shape]
+        ok = (len(shape) == 3 and len(image) == 3 and shape[0] in (1, 3) and image[0] in (1, 3)
+              and all(0 < v <= 4096 for v in shape[1:] + image[1:]) and encoder.color in ("rgb", "grayscale")
+              and all(len(v) == shape[0] for v in (encoder.mean, encoder.std) if v is not None))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise _bad("The manifest's \"encoder\" is not a valid preprocessing (input_shape, image_shape, color, "
+                   "mean, std, input_name, output_name).")
+    _, _, dim = checked_onnx(encoder_onnx, shape, encoder.input_name, encoder.output_name)
+    if [dim] != [int(v) for v in model.sample_shape_]:
+        raise _bad(f"encoder.onnx gives {dim}-vectors but the model takes samples of shape "
+                   f"{list(model.sample_shape_)}.")
+    encoder.output_dim = dim
+    return encoder.to_dict()
+
+
+def import_model(tenant: str, path: Path, max_expanded_bytes: int) -> tuple[TrainedModel, bytes, bytes | None]:
+    """The model row of an uploaded bundle, its weights and its encoder (if any), checked; nothing
+    is written yet."""
+    weights, manifest, encoder_onnx = read_bundle(path, max_expanded_bytes)
     model = load_untrusted(weights, manifest)
+    encoder = checked_encoder(manifest, encoder_onnx, model)
     row = TrainedModel(id=new_id("mdl"), tenant_id=tenant, job_id=None, dataset_id=None, method=model.method,
                        params=model.params_, n_clusters=int(model.n_clusters), sample_shape=list(model.sample_shape_),
-                       manifest=manifest)
-    return row, weights
+                       manifest=manifest, encoder=encoder)
+    return row, weights, encoder_onnx if encoder is not None else None

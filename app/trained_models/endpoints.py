@@ -103,9 +103,9 @@ async def import_bundle(request: Request, response: Response, db: DbDep, store: 
                                   digest=False)
         if "file" not in form.files:
             raise MISSING_FILE("The form has no 'file' part; send the zip as multipart field 'file'.")
-        row, weights = await run_in_threadpool(import_model, tenant, form.files["file"].path,
-                                               settings.max_expanded_bytes)
-    out = await db.run(service.store_import, row, weights)
+        row, weights, encoder_onnx = await run_in_threadpool(import_model, tenant, form.files["file"].path,
+                                                             settings.max_expanded_bytes)
+    out = await db.run(service.store_import, row, weights, encoder_onnx)
     response.headers["Location"] = f"/v1/models/{row.id}"
     return out
 
@@ -141,14 +141,18 @@ async def download_model(model_id: str, request: Request, db: DbDep, tenant: Ten
     """The model as a zip that `DeepClusterer.load` reads once unzipped, or (`?format=onnx`) as an
     ONNX model of the inference path, preprocessing included: input `input` (N, n_features)
     float32, raw values as sent to predict; outputs `probabilities` (N, K) and `embedding` (N, d).
+    A model on a pretrained encoder's embeddings gives ONE graph (preprocessing, encoder, clustering
+    model) from `pixels` (N, C, H, W) float32, 8-bit pixel values shaped like its dataset's images;
+    its zip also carries `encoder.onnx` and the preprocessing as the manifest's `encoder`.
     ONNX export needs the server's optional extra `onnx` (503 without it)."""
-    await db.run(service.model_card, model_id, tenant)
+    card = await db.run(service.model_card, model_id, tenant)
+    encoder_onnx = await db.run(results.encoder_onnx, model_id) if card.encoder is not None else None
     if format == "zip":
         weights, manifest = await db.run(results.model_bytes, model_id)
-        return Response(bundle_zip(weights, manifest), media_type="application/zip",
+        return Response(bundle_zip(weights, manifest, card.encoder, encoder_onnx), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{model_id}.zip"'})
     model = await service.cached_model(request.app.state.models, db, model_id)
-    content = await run_in_threadpool(bundle_onnx, model)
+    content = await run_in_threadpool(bundle_onnx, model, card.encoder, encoder_onnx)
     return Response(content, media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{model_id}.onnx"'})
 
@@ -178,6 +182,7 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
     shape, NaN or infinity is a 422. `Accept: application/x-npy` answers one `.npy`."""
     card = await db.run(service.model_card, model_id, tenant)
     model = await service.cached_model(request.app.state.models, db, model_id)
+    encoder = await service.encoder_runner(request.app.state.encoders, db, card)
     npy = wants_npy(request.headers.get("accept", ""))
     media_type = NPY_MEDIA_TYPE if npy else "application/json"
     if is_multipart(request):
@@ -188,10 +193,10 @@ async def predict_model(model_id: str, request: Request, db: DbDep, store: Store
                 raise MISSING_FILE("The form has no 'file' part.")
             x_path = stack.enter_context(store.staging_file(".npy"))
             content = await run_in_threadpool(service.predict_file, form, card, model, x_path, store.staging_file,
-                                              settings, embeddings, npy)
+                                              settings, embeddings, npy, encoder)
             return Response(content, media_type=media_type)
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UNSUPPORTED_MEDIA_TYPE("Send JSON {\"instances\": [[...], ...]} or a multipart 'file'.")
     body = await request.body()
-    content = await run_in_threadpool(answer_json, model, body, card.sample_shape, embeddings, npy)
+    content = await run_in_threadpool(answer_json, model, body, card.sample_shape, embeddings, npy, encoder)
     return Response(content, media_type=media_type)

@@ -163,10 +163,14 @@ def answer(model: DeepClusterer, X: np.ndarray, embeddings: bool, npy: bool) -> 
     return to_npy(out) if npy else to_json(out)
 
 
-def answer_json(model: DeepClusterer, body: bytes, sample_shape: list[int], embeddings: bool, npy: bool) -> bytes:
-    """A JSON request, parsed, checked and answered: the whole CPU-bound part of the request."""
-    X = check_shape(instances_array(parse_body(body)), sample_shape)
-    return answer(model, X, embeddings, npy)
+def answer_json(model: DeepClusterer, body: bytes, sample_shape: list[int], embeddings: bool, npy: bool,
+                encoder=None) -> bytes:
+    """A JSON request, parsed, checked and answered: the whole CPU-bound part of the request.
+    ``encoder`` (an ``EncoderRunner``): the instances are images, embedded by it first."""
+    X = instances_array(parse_body(body))
+    if encoder is not None:
+        X = encoder.run(check_shape(X, encoder.spec.image_shape))
+    return answer(model, check_shape(X, sample_shape), embeddings, npy)
 
 
 def predict(model: DeepClusterer, X: np.ndarray, embeddings: bool) -> dict:

@@ -9,10 +9,12 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from deepclust.app.core import results
+from deepclust.app.core.encoding import EncoderRunner, EncoderSpec, RunnerCache
 from deepclust.app.core.results import ModelCard
 from deepclust.app.core.settings import Settings
 from deepclust.app.core.tables import TrainedModel
 from deepclust.app.datasets.ingest.image_inputs import training_image_options
+from deepclust.app.datasets.ingest.images import ImageOptions
 from deepclust.app.datasets.ingest.reading import Reading, Staging, detect, read_rows
 from deepclust.app.errors import not_found
 from deepclust.app.http.deps import Database
@@ -47,9 +49,9 @@ def model_card(session: Session, model_id: str, tenant: str) -> ModelCard:
     return card
 
 
-def store_import(session: Session, row: TrainedModel, weights: dict) -> ModelOut:
+def store_import(session: Session, row: TrainedModel, weights: dict, encoder_onnx: bytes | None = None) -> ModelOut:
     """An imported model (already checked by ``bundle.import_model``), stored."""
-    results.add_model(session, row, weights)
+    results.add_model(session, row, weights, encoder_onnx)
     session.commit()
     return model_out(session, row)
 
@@ -64,13 +66,33 @@ async def cached_model(cache: ModelCache, db: Database, model_id: str) -> DeepCl
     return model
 
 
+async def encoder_runner(cache: RunnerCache, db: Database, card: ModelCard) -> EncoderRunner | None:
+    """The encoder a model on pretrained features runs first (built once per process), or None."""
+    if card.encoder is None:
+        return None
+
+    def build() -> EncoderRunner:
+        data = db.call(results.encoder_onnx, card.id)
+        if data is None:
+            raise not_found("model", card.id)
+        return EncoderRunner(EncoderSpec.from_dict(card.encoder), data, "cpu")  # the API stays light: CPU
+
+    return await run_in_threadpool(cache.get, card.id, build)
+
+
 def predict_file(form: UploadForm, card: ModelCard, model: DeepClusterer, out: Path, staging: Staging,
-                 settings: Settings, embeddings: bool, npy: bool) -> bytes:
+                 settings: Settings, embeddings: bool, npy: bool, encoder: EncoderRunner | None = None) -> bytes:
     """Predict on the form's file, in any format the format table gives a reader for predict:
-    rows (a label column dropped), an image archive or one image (made like the training images)."""
+    rows (a label column dropped), an image archive or one image (made like the training images).
+    A model on an encoder's embeddings takes images made like its dataset's, embedded first."""
     upload = form.files["file"]
     fmt = detect(upload.filename, upload.path, dataset=False)
-    reading = Reading(staging, settings, form.fields, upload.filename, upload.size,
-                      image_options=partial(training_image_options, card, model))
+    if encoder is not None:
+        options = partial(ImageOptions.for_sample_shape, list(encoder.spec.image_shape))
+    else:
+        options = partial(training_image_options, card, model)
+    reading = Reading(staging, settings, form.fields, upload.filename, upload.size, image_options=options)
     X = read_rows(upload.path, fmt, out, reading)
+    if encoder is not None:
+        X = encoder.run(check_shape(X, encoder.spec.image_shape))
     return answer(model, check_shape(X, card.sample_shape), embeddings, npy)

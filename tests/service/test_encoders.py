@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from deepclust.worker.run import run_job
 
-from .conftest import artifacts, upload
+from .conftest import artifacts, blobs, npy_bytes, upload
 from .imagefiles import class_archive, image_bytes, zip_bytes
 from .test_bad_input import assert_error
 
@@ -154,3 +154,151 @@ def test_over_the_size_limit_is_refused_before_the_body_is_read(backend, encoder
         error = assert_error(upload_encoder(api, encoder_bytes), 413, "too_large")
         assert "DEEPCLUST_MAX_ENCODER_BYTES" in error["message"]
         assert api.get("/v1/encoders").json()["total"] == 0
+
+
+# -- jobs on an encoder, predict from images -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(backend, encoder_bytes):
+    members, pixels = class_archive(N_PER_CLASS, K, SIZE)
+    with backend.client() as api:
+        dataset = upload(api, "shapes.zip", zip_bytes(members)).json()
+        enc = upload_encoder(api, encoder_bytes, name="tiny").json()
+        r = api.post("/v1/jobs", json={"dataset_id": dataset["id"], "method": "kmeans", "n_clusters": K,
+                                      "params": {"n_init": 3}, "encoder": enc["id"]})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["encoder"] == enc["id"]
+        assert run_job(job["id"], backend.settings) == "succeeded"
+        job = api.get(f"/v1/jobs/{job['id']}").json()
+        labels = np.asarray([i["label"] for i in api.get(f"/v1/jobs/{job['id']}/labels",
+                                                           params={"limit": 1000}).json()["items"]])
+        yield api, dataset, enc, job, pixels, labels
+
+
+def test_a_job_embeds_the_images_then_clusters_the_embeddings(backend, trained, encoder_bytes):
+    api, dataset, enc, job, pixels, labels = trained
+    assert job["status"] == "succeeded" and job["encoder"] == enc["id"]
+    assert f"datasets/{dataset['id']}/embeddings/{enc['id']}.npy" in artifacts(backend.data_dir)
+    log = api.get(f"/v1/jobs/{job['id']}/logs").text
+    assert "encode begins" in log and "encoded" in log and "CPUExecutionProvider" in log
+    model = api.get(f"/v1/models/{job['model_id']}").json()
+    assert model["sample_shape"] == [8]  # the clustering model takes the encoder's D-vectors
+    # The embeddings are what the encoder gives on the preprocessed images (onnxruntime directly).
+    import onnxruntime as ort
+    x = np.repeat(pixels[:, None].astype(np.float32), 3, axis=1) / 255.0  # grayscale -> rgb, [0, 1]
+    import torch
+    x = torch.nn.functional.interpolate(torch.from_numpy(x), size=(20, 20), mode="bilinear",
+                                        align_corners=False).numpy()
+    x = (x - 0.5) / 0.25
+    direct = ort.InferenceSession(encoder_bytes, providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+    kept = np.load(backend.data_dir / "artifacts" / "datasets" / dataset["id"] / "embeddings" / f"{enc['id']}.npy")
+    np.testing.assert_allclose(kept, direct, rtol=1e-4, atol=1e-4)
+    assert len(set(labels.tolist())) >= 2
+
+
+def test_a_second_job_reuses_the_embeddings(backend, trained):
+    api, dataset, enc, _, _, _ = trained
+    job = api.post("/v1/jobs", json={"dataset_id": dataset["id"], "method": "kmeans", "n_clusters": 2,
+                                     "params": {"n_init": 2}, "encoder": enc["id"]}).json()
+    assert run_job(job["id"], backend.settings) == "succeeded"
+    log = api.get(f"/v1/jobs/{job['id']}/logs").text
+    assert "reusing the embeddings" in log and "encoded" not in log.split("reusing")[1]
+
+
+def test_predict_on_a_png_runs_the_encoder_first(trained):
+    api, _, _, job, pixels, labels = trained
+    for i in (0, 1, 2, 4):
+        r = api.post(f"/v1/models/{job['model_id']}/predict", files={"file": (f"x{i}.png", image_bytes(pixels[i]))})
+        assert r.status_code == 200, r.text
+        assert r.json()["labels"] == [int(labels[i])]
+    # an archive, and JSON instances shaped like the dataset's images
+    members = [(f"a/{i}.png", image_bytes(pixels[i])) for i in range(6)]
+    r = api.post(f"/v1/models/{job['model_id']}/predict", files={"file": ("few.zip", zip_bytes(members))})
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == labels[:6].tolist()
+    r = api.post(f"/v1/models/{job['model_id']}/predict",
+                 json={"instances": pixels[:3, None].astype(float).tolist()})
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == labels[:3].tolist()
+
+
+def test_jobs_on_an_encoder_are_refused_where_they_do_not_fit(backend, trained, encoder_bytes):
+    api, dataset, enc, _, _, _ = trained
+    X, _ = blobs()
+    features = upload(api, "x.npy", npy_bytes(X)).json()
+    body = {"dataset_id": features["id"], "method": "kmeans", "n_clusters": 3, "encoder": enc["id"]}
+    assert_error(api.post("/v1/jobs", json=body), 422, "encoder_not_applicable")
+    body = {"dataset_id": dataset["id"], "method": "dcec", "n_clusters": 3, "encoder": enc["id"]}
+    assert_error(api.post("/v1/jobs", json=body), 422, "encoder_not_applicable")
+    body = {"dataset_id": dataset["id"], "method": "kmeans", "n_clusters": 3, "encoder": "enc_nope"}
+    assert_error(api.post("/v1/jobs", json=body), 404, "encoder_not_found")
+    with backend.client() as other:  # another tenant's encoder is not found either
+        mine = upload(other, "shapes.zip", zip_bytes(class_archive(2, K, SIZE)[0])).json()
+        body = {"dataset_id": mine["id"], "method": "kmeans", "n_clusters": 3, "encoder": enc["id"]}
+        assert_error(other.post("/v1/jobs", json=body), 404, "encoder_not_found")
+    methods = {m["name"]: m for m in api.get("/v1/methods").json()["items"]}
+    assert methods["kmeans"]["accepts_encoder"] and methods["dec"]["accepts_encoder"]
+    assert not methods["dcec"]["accepts_encoder"]
+
+
+def test_an_encoder_in_use_cannot_be_deleted(backend, encoder_bytes):
+    with backend.client() as api:
+        dataset = upload(api, "shapes.zip", zip_bytes(class_archive(3, K, SIZE)[0])).json()
+        enc = upload_encoder(api, encoder_bytes).json()
+        job = api.post("/v1/jobs", json={"dataset_id": dataset["id"], "method": "kmeans", "n_clusters": K,
+                                         "encoder": enc["id"]}).json()
+        error = assert_error(api.delete(f"/v1/encoders/{enc['id']}"), 409, "encoder_in_use")
+        assert error["details"]["job_ids"] == [job["id"]]
+        assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code in (200, 202)
+        assert api.delete(f"/v1/encoders/{enc['id']}").status_code == 204
+
+
+# -- the model leaves the service with its encoder -------------------------------------------------------
+
+def test_the_onnx_download_is_one_graph_that_predicts_like_the_service(trained):
+    import onnxruntime as ort
+
+    api, _, _, job, pixels, labels = trained
+    r = api.get(f"/v1/models/{job['model_id']}/download", params={"format": "onnx"})
+    assert r.status_code == 200, r.text
+    model = onnx.load_model_from_string(r.content)
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["pixels"]
+    session = ort.InferenceSession(r.content, providers=["CPUExecutionProvider"])
+    x = pixels[:, None].astype(np.float32)  # 8-bit pixel values, shaped like the dataset's images
+    proba, embedding = session.run(["probabilities", "embedding"], {"pixels": x})
+    served = api.post(f"/v1/models/{job['model_id']}/predict",
+                      json={"instances": x.tolist()}, params={"embeddings": "true"}).json()
+    assert proba.argmax(1).tolist() == served["labels"] == labels.tolist()
+    np.testing.assert_allclose(proba, served["probabilities"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_zip_carries_the_encoder_and_round_trips_through_import(backend, trained):
+    api, _, _, job, pixels, labels = trained
+    r = api.get(f"/v1/models/{job['model_id']}/download")
+    assert r.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(r.content)) as bundle:
+        assert sorted(bundle.namelist()) == ["encoder.onnx", "manifest.json", "model.safetensors"]
+        import json
+        spec = json.loads(bundle.read("manifest.json"))["encoder"]
+        assert spec["input_shape"] == [3, 20, 20] and spec["image_shape"] == [1, SIZE, SIZE]
+        assert spec["mean"] == [0.5, 0.5, 0.5] and spec["std"] == [0.25, 0.25, 0.25]
+    with backend.client() as other:  # imported by another tenant: predicts from images alike
+        imported = other.post("/v1/models", files={"file": ("m.zip", r.content)})
+        assert imported.status_code == 201, imported.text
+        model_id = imported.json()["id"]
+        for i in (0, 1, 2):
+            p = other.post(f"/v1/models/{model_id}/predict", files={"file": (f"{i}.png", image_bytes(pixels[i]))})
+            assert p.status_code == 200, p.text
+            assert p.json()["labels"] == [int(labels[i])]
+        again = other.get(f"/v1/models/{model_id}/download")
+        with zipfile.ZipFile(io.BytesIO(again.content)) as bundle:
+            assert "encoder.onnx" in bundle.namelist()
+        # a bundle with a broken encoder is refused like an upload
+        members = {}
+        with zipfile.ZipFile(io.BytesIO(r.content)) as bundle:
+            members = {n: bundle.read(n) for n in bundle.namelist()}
+        members["encoder.onnx"] = custom_domain_model()
+        bad = other.post("/v1/models", files={"file": ("bad.zip", zip_bytes(list(members.items())))})
+        assert_error(bad, 422, "onnx_custom_operator")
