@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from deepclust.app.cli import admin, datasets, jobs, models
+from deepclust.app.cli import admin, datasets, encoders, jobs, models
 
 app = typer.Typer(name="deepclust", help="Deep clustering as a service: the server, and a client for it.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -48,6 +48,7 @@ app.command("labels", rich_help_panel=USER)(jobs.labels)
 app.command("predict", rich_help_panel=USER)(models.predict)
 app.command("methods", rich_help_panel=USER)(models.methods)
 app.add_typer(models.app, name="models", rich_help_panel=USER)
+app.add_typer(encoders.app, name="encoders", rich_help_panel=USER)
 app.command("serve", rich_help_panel=ADMIN)(admin.serve)
 app.command("worker", rich_help_panel=ADMIN)(admin.worker)
 app.command("migrate", rich_help_panel=ADMIN)(admin.migrate)

@@ -99,6 +99,9 @@ def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster
           name: Annotated[Optional[str], typer.Option(help="A name for the job.")] = None,
           device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
           pretrained_from: Annotated[Optional[str], typer.Option(help="Reuse this succeeded job's autoencoder.")] = None,
+          encoder: Annotated[Optional[str], typer.Option(metavar="ENCODER_ID", help="Embed the images with this "
+                                                         "encoder first (deepclust encoders list); the method "
+                                                         "clusters the embeddings.")] = None,
           wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow it with a progress bar until it ends "
                                                                   "(Ctrl-C offers to cancel it).")] = False,
           api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
@@ -106,7 +109,8 @@ def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster
     params, pretrain_block = parse_assignments(param, "--param"), parse_assignments(pretrain, "--pretrain")
     with connect(api, key) as client:
         job = client.start_job(dataset_id, method, n_clusters, params=params, pretrain=pretrain_block or None,
-                               seed=seed, name=name, device=device, pretrained_from=pretrained_from)
+                               seed=seed, name=name, device=device, pretrained_from=pretrained_from,
+                               encoder=encoder)
         if not wait:
             emit(job.resource, as_json, lambda: fields(job.resource, ("id", "status", "method", "n_clusters",
                                                                       "params", "pretrain", "dataset_id")))

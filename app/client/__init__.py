@@ -231,19 +231,50 @@ class Client:
         """Delete a dataset and its finished jobs and models (``Conflict`` while one of its jobs runs)."""
         self.request("DELETE", f"/v1/datasets/{dataset_id}")
 
+    # -- encoders ---------------------------------------------------------------------------------
+    def upload_encoder(self, path_or_bytes: str | os.PathLike | bytes, input_size: str | tuple[int, int], color: str,
+                       *, name: str | None = None, mean: Any = None, std: Any = None, input_name: str | None = None,
+                       output_name: str | None = None) -> dict:
+        """Upload a pretrained image encoder (an ONNX file: one input N×C×H×W float32, one output
+        N×D); returns the encoder resource. ``input_size``: ``"224,224"`` or ``(224, 224)``;
+        ``color``: rgb or grayscale; ``mean``/``std``: per channel, applied after scaling pixels to
+        [0, 1] (sequences or "0.485,0.456,0.406")."""
+        def joined(value: Any) -> str | None:
+            return None if value is None or isinstance(value, str) else ",".join(str(float(v)) for v in value)
+
+        if name is None and not isinstance(path_or_bytes, (str, os.PathLike)):
+            name = "encoder"
+        size = input_size if isinstance(input_size, str) else ",".join(str(int(v)) for v in input_size)
+        return self._upload("/v1/encoders", {"file": path_or_bytes},
+                            {"name": name, "input_size": size, "color": color, "mean": joined(mean) or mean,
+                             "std": joined(std) or std, "input_name": input_name, "output_name": output_name})
+
+    def list_encoders(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        """Your encoders, newest first."""
+        return self._json("GET", "/v1/encoders", params={"limit": limit, "offset": offset})["items"]
+
+    def encoder(self, encoder_id: str) -> dict:
+        return self._json("GET", f"/v1/encoders/{encoder_id}")
+
+    def delete_encoder(self, encoder_id: str) -> None:
+        """Delete an encoder (``Conflict`` while a queued or running job uses it)."""
+        self.request("DELETE", f"/v1/encoders/{encoder_id}")
+
     # -- jobs -------------------------------------------------------------------------------------
     def start_job(self, dataset_id: str, method: str, n_clusters: int, params: dict | None = None,
                   pretrain: dict | None = None, seed: int | None = None, *, name: str | None = None,
-                  device: str | None = None, pretrained_from: str | None = None) -> "Job":
+                  device: str | None = None, pretrained_from: str | None = None,
+                  encoder: str | None = None) -> "Job":
         """Start a clustering job; returns a ``Job`` to ``wait()`` on.
 
         ``params`` are the method's own (``methods()`` lists them); pretraining settings go in
-        ``pretrain`` (e.g. ``{"epochs": 50, "batch_size": 256}``).
+        ``pretrain`` (e.g. ``{"epochs": 50, "batch_size": 256}``). ``encoder``: an encoder's id
+        (``upload_encoder``) to embed an image dataset with first; the method runs on the embeddings.
         """
         body: dict[str, Any] = {"dataset_id": dataset_id, "method": method, "n_clusters": n_clusters,
                                 "params": dict(params or {})}
         optional = {"pretrain": pretrain, "seed": seed, "name": name, "device": device,
-                    "pretrained_from": pretrained_from}
+                    "pretrained_from": pretrained_from, "encoder": encoder}
         body.update({k: v for k, v in optional.items() if v is not None})
         return Job(self, self._json("POST", "/v1/jobs", json=body))
 

@@ -302,3 +302,56 @@ def test_the_zip_carries_the_encoder_and_round_trips_through_import(backend, tra
         members["encoder.onnx"] = custom_domain_model()
         bad = other.post("/v1/models", files={"file": ("bad.zip", zip_bytes(list(members.items())))})
         assert_error(bad, 422, "onnx_custom_operator")
+
+
+# -- the client and the CLI against a running `deepclust serve` -------------------------------------------
+
+def test_client_and_cli(served, encoder_bytes, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from deepclust.app.cli import app
+    from deepclust.app.client import Client, Conflict
+
+    members, pixels = class_archive(4, K, SIZE)
+    archive = tmp_path / "shapes.zip"
+    archive.write_bytes(zip_bytes(members))
+    onnx_file = tmp_path / "tiny.onnx"
+    onnx_file.write_bytes(encoder_bytes)
+    with Client(served.url, key=served.key) as client:
+        enc = client.upload_encoder(encoder_bytes, (20, 20), "rgb", mean=[0.5] * 3, std=[0.25] * 3, name="tiny")
+        assert enc["output_dim"] == 8 and enc["input_shape"] == [3, 20, 20]
+        assert enc["id"] in [e["id"] for e in client.list_encoders()]
+        dataset = client.upload_dataset(archive)
+        job = client.start_job(dataset["id"], "kmeans", K, params={"n_init": 2}, encoder=enc["id"])
+        assert job.resource["encoder"] == enc["id"]
+        try:
+            client.delete_encoder(enc["id"])  # refused while queued or running, unless it has already ended
+        except Conflict:
+            pass
+        job.wait(progress=False, timeout=300)
+        assert job.status == "succeeded"
+        prediction = client.predict(job.model_id, pixels[:3, None].astype(np.float32))
+        assert prediction.labels.tolist() == job.labels()[:3].tolist()
+
+    runner = CliRunner()
+    env = {"DEEPCLUST_API": served.url, "DEEPCLUST_KEY": served.key, "COLUMNS": "200"}
+
+    def cli(*args: str, code: int = 0):
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == code, (result.output, result.exception)
+        return result
+
+    made = json.loads(cli("encoders", "upload", str(onnx_file), "--input-size", "20,20", "--color", "rgb",
+                          "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--json").stdout)
+    assert made["id"].startswith("enc_") and made["output_dim"] == 8
+    assert made["id"] in cli("encoders", "list").stdout
+    started = json.loads(cli("jobs", "start", dataset["id"], "-m", "kmeans", "-k", "2", "--encoder", made["id"],
+                             "--json").stdout)
+    assert started["encoder"] == made["id"]
+    cli("encoders", "upload", str(archive), "--input-size", "20,20", "--color", "rgb", code=1)  # not ONNX
+    with Client(served.url, key=served.key) as client:
+        client.job(started["id"]).wait(progress=False, timeout=300)
+    cli("encoders", "delete", made["id"], "--yes")
+    assert made["id"] not in cli("encoders", "list").stdout
