@@ -48,7 +48,7 @@ def test_the_python_client_stays_light(heavy):
 
 # -- app/ by domain (docs/architecture.md, "Map") ---------------------------------------------------
 
-DOMAINS = ("datasets", "jobs", "sweeps", "trained_models", "plots", "tenancy", "ops")
+DOMAINS = ("datasets", "encoders", "jobs", "sweeps", "trained_models", "plots", "tenancy", "ops")
 
 
 def _domain(module: str) -> str | None:
