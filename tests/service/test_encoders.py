@@ -355,3 +355,43 @@ def test_client_and_cli(served, encoder_bytes, tmp_path):
         client.job(started["id"]).wait(progress=False, timeout=300)
     cli("encoders", "delete", made["id"], "--yes")
     assert made["id"] not in cli("encoders", "list").stdout
+
+
+# -- the dashboard's job form offers the tenant's encoders for an image dataset -------------------------------
+
+def test_the_job_form_offers_encoders_for_images(served, encoder_bytes):
+    from .test_browser import CHROMIUM, use_key
+
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {served.key}"}, timeout=60) as client:
+        enc = client.post("/v1/encoders", files={"file": ("tiny.onnx", encoder_bytes)},
+                          data={"input_size": INPUT_SIZE, "color": "rgb", "name": "tiny-browser"}).json()
+        images = client.post("/v1/datasets", files={"file": ("few.zip", zip_bytes(class_archive(3, K, SIZE)[0]))}).json()
+        features = client.post("/v1/datasets", files={"file": ("x.npy", npy_bytes(blobs()[0]))}).json()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_context(base_url=served.url).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.set_default_timeout(60_000)
+        use_key(page, served.key)
+        page.goto(f"/jobs/new?dataset_id={features['id']}")
+        page.wait_for_selector("#job-method option", state="attached")
+        assert page.is_hidden("#job-encoder-label")  # features: nothing to encode
+        page.select_option("#job-dataset", images["id"])
+        assert page.is_visible("#job-encoder-label")
+        assert "dcec" in page.locator("#job-method option").all_text_contents()
+        page.select_option("#job-encoder", enc["id"])
+        methods = page.locator("#job-method option").all_text_contents()
+        assert "kmeans" in methods and "dcec" not in methods  # only methods that take feature vectors
+        page.select_option("#job-method", "kmeans")
+        page.fill("#job-n-clusters", "3")
+        page.click("#job-submit")
+        page.wait_for_url(lambda url: "/jobs/job_" in url)
+        job_id = page.url.rsplit("/", 1)[1]
+        browser.close()
+        assert not errors, errors
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {served.key}"}, timeout=60) as client:
+        assert client.get(f"/v1/jobs/{job_id}").json()["encoder"] == enc["id"]

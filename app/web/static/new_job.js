@@ -6,6 +6,7 @@ const form = $("#job-form");
 const errorBox = $("#job-error");
 let methods = [];
 let datasets = [];
+let encoders = [];  // the tenant's pretrained image encoders, offered for an image dataset
 const fields = new Map();  // "params.NAME" | "pretrain.NAME" (as the API names them in errors) -> field
 
 /** The schema of a value, and whether null is allowed (pydantic writes Optional as anyOf [.., null]). */
@@ -125,10 +126,15 @@ function buildParams() {
 
 function fillMethods() {
   const dataset = selectedDataset();
-  const kind = dataset && dataset.sample_shape.length === 3 ? "images" : "features";
+  const images = Boolean(dataset && dataset.sample_shape.length === 3);
+  $("#job-encoder-label").hidden = !(images && encoders.length);
+  if (!images) $("#job-encoder").value = "";
+  const encoded = images && $("#job-encoder").value !== "";
+  const kind = images ? "images" : "features";
   const select = $("#job-method");
   const previous = select.value || "dec";
-  select.replaceChildren(...methods.filter((m) => m.input_kinds.includes(kind))
+  // With an encoder the method clusters feature vectors: only the methods that accept one.
+  select.replaceChildren(...methods.filter((m) => (encoded ? m.accepts_encoder : m.input_kinds.includes(kind)))
     .map((m) => h("option", { value: m.name }, m.name)));
   if ([...select.options].some((o) => o.value === previous)) select.value = previous;
   const k = $("#job-n-clusters");
@@ -168,6 +174,8 @@ async function submit(event) {
   if (Object.keys(pretrain).length) body.pretrain = pretrain;
   const name = $("#job-name").value.trim();
   if (name) body.name = name;
+  const encoder = $("#job-encoder").value;
+  if (encoder) body.encoder = encoder;
   $("#job-submit").disabled = true;
   try {
     const job = await api("/v1/jobs", { method: "POST", json: body });
@@ -184,9 +192,12 @@ async function submit(event) {
 
 async function init() {
   try {
-    const [methodPage, datasetPage] = await Promise.all([api("/v1/methods"), api("/v1/datasets?limit=1000")]);
+    const [methodPage, datasetPage, encoderPage] = await Promise.all([
+      api("/v1/methods"), api("/v1/datasets?limit=1000"),
+      api("/v1/encoders?limit=1000").catch(() => ({ items: [] }))]);
     methods = methodPage.items;
     datasets = datasetPage.items;
+    encoders = encoderPage.items;
   } catch (error) {
     showError(errorBox, error);
     return;
@@ -199,8 +210,11 @@ async function init() {
     `${d.name} (${d.n_samples} × [${d.sample_shape}])`)));
   const wanted = new URLSearchParams(location.search).get("dataset_id");
   if (wanted && datasets.some((d) => d.id === wanted)) $("#job-dataset").value = wanted;
+  $("#job-encoder").append(...encoders.map((e) => h("option", { value: e.id },
+    `${e.name} ([${e.input_shape}] → ${e.output_dim})`)));
   fillMethods();
   $("#job-dataset").addEventListener("change", fillMethods);
+  $("#job-encoder").addEventListener("change", fillMethods);
   $("#job-method").addEventListener("change", buildParams);
   $("#job-n-clusters").addEventListener("input", (e) => { e.target.dataset.touched = "1"; e.target.setCustomValidity(""); });
   $("#job-reset").addEventListener("click", buildParams);
