@@ -2,9 +2,10 @@
 
 Pure torch/numpy/scikit-learn; it knows nothing of the service around it.
 """
-from . import metrics, selection
+from . import k_estimation, metrics, selection
 from .errors import InvalidParams, LossNotFinite, TrainingCancelled
 from .estimator import DeepClusterer
+from .k_estimation import KSelection, estimate_k
 from .methods import MethodInfo, check_sample_shape, get_method, list_methods, tiny_preset
 from .networks import ClusterNetwork, build_network, register_network
 from .phases import FINALIZE, FINETUNE, INIT, PHASES, PRETRAIN
@@ -22,12 +23,15 @@ __all__ = [
     "ClusterNetwork",
     "DeepClusterer",
     "InvalidParams",
+    "KSelection",
     "LossNotFinite",
     "MethodInfo",
     "TrainingCancelled",
     "build_network",
     "check_sample_shape",
+    "estimate_k",
     "get_method",
+    "k_estimation",
     "list_methods",
     "load_checkpoint",
     "metrics",

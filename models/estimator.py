@@ -7,18 +7,22 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import persistence
+from .k_estimation import DEFAULT_CRITERION, DEFAULT_K_RANGE, K_CRITERIA, KSelection, estimate_k
+from .phases import PRETRAIN
 from .methods import get_method, param_names
 from .networks import check_network
 from .preprocessing import Scaler
 from .restarts import check_selection, fit_restarts
-from .training import Run, embed_all, predict_soft, train
+from .training import Run, accel, embed_all, predict_soft, train
 from .training.callbacks import CallbackList
-from .training.data import ArrayData, as_tensor
+from .training.data import ArrayData, as_tensor, inference_chunk
 from .training.device import resolve_device, resolve_seed
+from .training.guard import check_guard, result_report
 from .training.memory import return_large_blocks
 
-_BASE_PARAMS = ("method", "n_clusters", "random_state", "device", "scaling", "n_restarts", "selection")
-INFERENCE_CHUNK = 4096  # rows per forward pass at inference: ArrayData.chunks' default
+_BASE_PARAMS = ("method", "n_clusters", "random_state", "device", "scaling", "n_restarts", "selection",
+                "k_range", "k_criterion", "guard")
+INFERENCE_CHUNK = 4096  # rows per forward pass at inference on the CPU: ArrayData.chunks' default there
 
 
 class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
@@ -28,8 +32,11 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
     ----------
     method : str, default="dec"
         A registered method name; ``models.list_methods()`` lists them with their params.
-    n_clusters : int, default=8
-        Number of clusters K, at least 2 and at most the number of samples.
+    n_clusters : int or "auto", default=8
+        Number of clusters K, at least 2 and at most the number of samples. ``"auto"``: after
+        pretraining, K is estimated in the pretrained embedding without labels
+        (``models.k_estimation.estimate_k`` over ``k_range`` by ``k_criterion``; k-means: in the
+        scaled input), then training goes on at that K; ``k_selection_`` shows the evidence.
     random_state : int, RandomState instance or None, default=None
         Seeds weight init, batch order and k-means. The same seed gives the same labels on CPU.
     device : str, default="auto"
@@ -46,6 +53,15 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         (mean pairwise ARI) with the others; a criterion name (``"silhouette"``,
         ``"calinski_harabasz"``, ``"davies_bouldin"`` in the embedding, or ``input_`` + one of
         them on the input) keeps the run with its best value.
+    k_range : (int, int), default=(2, 30)
+        The K's ``n_clusters="auto"`` considers (inclusive), bounded by ``n_samples - 1``.
+    k_criterion : str, default="stadion"
+        The criterion of ``n_clusters="auto"``: one of ``models.k_estimation.K_CRITERIA``.
+    guard : {"restore", "warn", "off"}, default="restore"
+        The guard against degenerate clusterings (``models.training.guard``): after every epoch
+        of a clustering phase, fewer than K non-empty clusters or one cluster over half of the
+        data (K > 2) ends the phase on its last healthy state (``"restore"``), or is only
+        reported (``"warn"``); ``"off"`` does not look.
     **params
         The method's own parameters (e.g. ``pretrain_epochs``, ``maxiter``, ``gamma``), with the
         defaults of its paper. Unknown or out-of-range ones raise ``InvalidParams`` at ``fit``.
@@ -73,10 +89,22 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         ``stability`` = its mean ARI with the others, ``selected``).
     restart_seed_ : int
         Only with ``n_restarts > 1``: the chosen restart's seed (refits it alone).
+    n_clusters_ : int
+        The K trained (``n_clusters``, or the estimate of ``n_clusters="auto"``).
+    k_selection_ : KSelection or None
+        With ``n_clusters="auto"``: ``criterion``, ``chosen`` and ``table`` (one row per K).
+    health_ : dict
+        ``nonempty_clusters``, ``largest_cluster_fraction``, ``size_entropy`` of the result,
+        ``guard`` (``"restored"``, ``"warned"``, ``"off"`` or None) and, when restored,
+        ``restored_epoch`` (epochs of the phase done at the restored state; 0: its start).
+    warnings_ : list of dict
+        ``{"code", "message", "details"}``: ``clusters_emptied``, ``cluster_dominant``,
+        ``restored``, ``k_estimated``.
     """
 
     def __init__(self, method="dec", n_clusters=8, *, random_state=None, device="auto", scaling="auto",
-                 n_restarts=1, selection="stability", **params):
+                 n_restarts=1, selection="stability", k_range=DEFAULT_K_RANGE, k_criterion=DEFAULT_CRITERION,
+                 guard="restore", **params):
         self.method = method
         self.n_clusters = n_clusters
         self.random_state = random_state
@@ -84,6 +112,9 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         self.scaling = scaling
         self.n_restarts = n_restarts
         self.selection = selection
+        self.k_range = k_range
+        self.k_criterion = k_criterion
+        self.guard = guard
         self._params = dict(params)
 
     # -- scikit-learn parameter protocol, extended with the method's own params -----------------
@@ -130,6 +161,12 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         """
         return_large_blocks()  # the full-data embeddings' chunks go back to the OS when freed
         check_selection(self.selection)
+        check_guard(self.guard)
+        if self.n_clusters == "auto" and self.k_criterion not in K_CRITERIA:
+            raise ValueError(f"unknown k_criterion {self.k_criterion!r}; choose one of {list(K_CRITERIA)}")
+        if self.n_clusters == "auto" and self.n_restarts != 1:
+            raise ValueError("n_clusters='auto' estimates K for one run; with n_restarts > 1, estimate K first "
+                             "(models.k_estimation.estimate_k) and pass it")
         if self.n_restarts != 1:
             if resume_from is not None:
                 raise ValueError("resume_from resumes one run; it cannot be combined with n_restarts > 1")
@@ -150,8 +187,13 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         device = resolve_device(self.device)
 
         with torch.random.fork_rng(devices=[]):
+            k_selection, n_clusters = None, self.n_clusters
+            if n_clusters == "auto":  # pretraining, then K from the embedding (resumable)
+                k_selection, pretrained, resume_from = self._estimate_k(X, info, params, seed, device, callbacks,
+                                                                        pretrained, resume_from)
+                n_clusters = k_selection.chosen
             torch.manual_seed(seed)
-            method = info.cls(params, int(self.n_clusters), seed)
+            method = info.cls(params, int(n_clusters), seed)
             model = method.build_model(X.shape[1:]).to(device)
             check_network(model)
             scaler = (Scaler.from_manifest(resume_from["scaler"]) if resume_from is not None
@@ -159,37 +201,101 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
             data = ArrayData(X, scaler, device)
             run = Run(CallbackList(callbacks),
                       base_state={"method": self.method, "scaler": scaler.to_manifest()},
-                      history=resume_from["history"] if resume_from is not None else None)
+                      history=resume_from["history"] if resume_from is not None else None, guard=self.guard)
+            if k_selection is not None:
+                run.base_state["k_selection"] = k_selection.to_dict()
+                if resume_from is None:
+                    run.history = list(self._auto_history)
             weights = self._pretrained_weights(pretrained, model)
             if weights is not None:
                 model.autoencoder.load_state_dict(weights)
                 # Kept with the fitted model and in every checkpoint, for the next reuse.
                 run.base_state["pretrained"] = {k: v.detach().cpu().clone()
                                                 for k, v in model.autoencoder.state_dict().items()}
-            train(model, data, method.phases(len(data), pretrained=weights is not None), run,
-                  seed=seed, resume=resume_from)
+            phases = method.phases(len(data), pretrained=weights is not None)
+            with accel.training(model, phases, device):  # GPU speed settings; none on the CPU
+                train(model, data, phases, run, seed=seed, resume=resume_from)
             q = predict_soft(model, data)
             labels = q.argmax(1).cpu().numpy()
             centers = (model.centers.detach().cpu().numpy().copy() if model.centers is not None
-                       else mean_embeddings(model, data, labels, int(self.n_clusters)))
+                       else mean_embeddings(model, data, labels, int(n_clusters)))
+            health, warnings = result_report(run.guard, labels, int(n_clusters), k_selection)
 
         self._set_fitted(model, scaler, info.cls.centers_space, X.shape[1:], device,
                          params.model_dump(), run.history, run.base_state.get("pretrained"), centers)
         self.labels_ = labels
         self.confidences_ = q.max(1).values.cpu().numpy()
+        self.n_clusters_ = int(n_clusters)
+        self.k_selection_ = k_selection
+        self.health_ = health
+        self.warnings_ = warnings
         return self
+
+    def _estimate_k(self, X, info, params, seed, device, callbacks, pretrained, resume_from):
+        """``n_clusters="auto"``: pretrain (or reuse ``pretrained``, or resume the pretraining
+        from ``resume_from``), estimate K in the pretrained embedding, and return the selection
+        with what the training at that K starts from: ``(k_selection, pretrained, resume_from)``.
+
+        A checkpoint written after the estimate carries it (``k_selection``), so a run resumed
+        from one trains at the same K without estimating again."""
+        self._auto_history = []
+        if resume_from is not None and resume_from.get("k_selection") is not None:
+            return KSelection.from_dict(resume_from["k_selection"]), pretrained, resume_from
+        torch.manual_seed(seed)
+        probe = info.cls(params, 2, seed).build_model(X.shape[1:]).to(device)
+        if probe.autoencoder is not None:
+            with torch.random.fork_rng(devices=[]):
+                other = info.cls(params, 3, seed).build_model(X.shape[1:])
+            if {k: v.shape for k, v in other.autoencoder.state_dict().items()} != \
+                    {k: v.shape for k, v in probe.autoencoder.state_dict().items()}:
+                raise ValueError(f"n_clusters='auto' is not available for method '{self.method}': its pretrained "
+                                 "network depends on K; give n_clusters")
+        scaler = (Scaler.from_manifest(resume_from["scaler"]) if resume_from is not None
+                  else Scaler.fit(X, self.scaling))
+        data = ArrayData(X, scaler, device)
+        weights = self._pretrained_weights(pretrained, probe)
+        if weights is None and probe.autoencoder is not None:
+            run = Run(CallbackList(callbacks), base_state={"method": self.method, "scaler": scaler.to_manifest()},
+                      history=resume_from["history"] if resume_from is not None else None, guard=self.guard)
+            phases = [p for p in info.cls(params, 2, seed).phases(len(data), pretrained=False) if p.name == PRETRAIN]
+            with accel.training(probe, phases, device):
+                train(probe, data, phases, run, seed=seed, resume=resume_from)
+            weights = run.base_state["pretrained"]
+            self._auto_history = list(run.history)
+        if weights is not None:
+            probe.autoencoder.load_state_dict(weights)
+            Z = embed_all(probe, data)
+        else:  # no network (k-means): the scaled input
+            Z = torch.cat(list(data.chunks())).flatten(1).cpu().numpy()
+        lo, hi = self._k_bounds()
+        selection = estimate_k(Z, (max(2, lo), min(hi, len(X) - 1)), self.k_criterion, seed=seed)
+        # as a checkpoint carries it (JSON-able, rounded): a resumed run reports the same table
+        return KSelection.from_dict(selection.to_dict()), weights, None
 
     def fit_predict(self, X, y=None, **fit_params):
         return self.fit(X, **fit_params).labels_
 
     def _check_clusters(self, n_samples: int) -> None:
         k = self.n_clusters
+        if k == "auto":
+            lo, hi = self._k_bounds()
+            if max(2, lo) > min(hi, n_samples - 1):
+                raise ValueError(f"k_range {[lo, hi]} leaves no K in [2, {n_samples - 1}] for {n_samples} samples")
+            return
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
             raise ValueError(f"n_clusters must be an integer, got {k!r}")
         if k < 2:
             raise ValueError(f"n_clusters must be at least 2, got {k}")
         if k > n_samples:
             raise ValueError(f"n_clusters={k} is more than n_samples={n_samples}")
+
+    def _k_bounds(self) -> tuple[int, int]:
+        k_range = self.k_range
+        if (isinstance(k_range, (str, bytes)) or not hasattr(k_range, "__len__") or len(k_range) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in k_range)
+                or k_range[0] > k_range[1]):
+            raise ValueError(f"k_range must be [min, max] with integers min <= max, got {k_range!r}")
+        return int(k_range[0]), int(k_range[1])
 
     def _pretrained_weights(self, pretrained, model) -> dict | None:
         if pretrained is None:
@@ -249,12 +355,13 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         X = self._checked_input(X)
         if self.model_.training:
             self.model_.eval()
-        if len(X) <= INFERENCE_CHUNK and type(X) is np.ndarray:
+        chunk = inference_chunk(self.device_, self.n_features_in_)  # 4096 rows on the CPU, more on a GPU
+        if len(X) <= chunk and type(X) is np.ndarray:
             # One chunk, as ArrayData.chunks would give it: the same operations on the same rows.
             x = self.scaler_(as_tensor(X).to(device=self.device_, dtype=torch.float32))
             return self._forward(x, what).cpu().numpy()
         data = ArrayData(X, self.scaler_, self.device_)
-        return torch.cat([self._forward(x, what) for x in data.chunks(INFERENCE_CHUNK)]).cpu().numpy()
+        return torch.cat([self._forward(x, what) for x in data.chunks(chunk)]).cpu().numpy()
 
     def _forward(self, x: torch.Tensor, what: str) -> torch.Tensor:
         z = self.model_.embed(x)

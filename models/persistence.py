@@ -23,6 +23,7 @@ from safetensors.torch import save as save_tensors
 
 from .networks import build_network
 from .training.device import resolve_device
+from .k_estimation import KSelection
 from .methods import get_method
 from .preprocessing import Scaler
 
@@ -40,7 +41,7 @@ def dump(est) -> tuple[bytes, dict]:
     manifest = {
         "format_version": FORMAT_VERSION,
         "method": est.method,
-        "n_clusters": int(est.n_clusters),
+        "n_clusters": int(getattr(est, "n_clusters_", est.n_clusters)),
         "params": est.params_,
         "random_state": est.random_state if isinstance(est.random_state, (int, type(None))) else None,
         "scaling": est.scaling,
@@ -49,6 +50,9 @@ def dump(est) -> tuple[bytes, dict]:
         "sample_shape": list(est.sample_shape_),
         "centers_space": est.centers_space_,
         "history": est.history_,
+        "health": getattr(est, "health_", None),
+        "warnings": getattr(est, "warnings_", []),
+        "k_selection": (est.k_selection_.to_dict() if getattr(est, "k_selection_", None) is not None else None),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -79,6 +83,11 @@ def restore(cls, weights: bytes, manifest: dict, device: str = "auto"):
     est._set_fitted(model.to(device), Scaler.from_manifest(manifest["scaler"]), manifest["centers_space"],
                     manifest["sample_shape"], device, manifest["params"], manifest["history"],
                     pretrained or None, centers)
+    est.n_clusters_ = int(manifest["n_clusters"])
+    est.health_ = manifest.get("health")
+    est.warnings_ = list(manifest.get("warnings") or [])
+    chosen = manifest.get("k_selection")
+    est.k_selection_ = KSelection.from_dict(chosen) if chosen else None
     return est
 
 

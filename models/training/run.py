@@ -8,6 +8,7 @@ import torch
 
 from ..errors import LossNotFinite
 from .callbacks import CallbackList
+from .guard import Guard
 
 
 class Run:
@@ -15,17 +16,19 @@ class Run:
     and ``base_state``, the values every checkpoint carries besides the loop's own (the method
     name, the scaler, the pretrained autoencoder once there is one)."""
 
-    def __init__(self, callbacks: CallbackList, base_state: dict, history: list[dict] | None = None):
+    def __init__(self, callbacks: CallbackList, base_state: dict, history: list[dict] | None = None,
+                 guard: str = "restore"):
         self.callbacks = callbacks
         self.base_state = base_state
         self.history: list[dict] = list(history or [])
         self.last_labels: np.ndarray | None = None
+        self.guard = Guard(guard)  # the degenerate-clustering guard (``models.training.guard``)
 
     def end_epoch(self, phase: str, epoch: int, epochs: int, sums: dict[str, torch.Tensor], count: int,
                   extra: dict[str, float] | None = None) -> dict[str, float]:
         """Turn per-sample-weighted loss sums into epoch means, record them, tell the callbacks.
         A NaN or infinite loss raises ``LossNotFinite`` here, where the sums are synced anyway."""
-        logs = {name: float(total) / count for name, total in sums.items()}
+        logs = {name: total / count for name, total in zip(sums, host_values(sums.values()))}
         logs.update(extra or {})
         if "loss" in logs and not math.isfinite(logs["loss"]):
             raise LossNotFinite(phase, epoch, logs)
@@ -40,13 +43,24 @@ class Run:
 
     @property
     def wants_checkpoints(self) -> bool:
-        """Building a checkpoint copies the model: skipped when no callback listens."""
-        return self.callbacks.wants_checkpoints
+        """Whether the loop builds a checkpoint now, polled once per epoch: building one copies
+        the model to the host, so only when a listener says one is due
+        (``Callback.checkpoint_due``), never when no callback listens."""
+        return self.callbacks.wants_checkpoints and self.callbacks.checkpoint_due()
 
     def checkpoint(self, **state) -> None:
         """Offer a resumable point: a CPU copy of ``base_state``, ``state`` and the history."""
         if self.callbacks.wants_checkpoints:
             self.callbacks.on_checkpoint(snapshot({**self.base_state, **state, "history": self.history}))
+
+
+def host_values(tensors) -> list[float]:
+    """The values of 0-d tensors as Python floats, read from the device in one transfer (float32
+    widened to float64 exactly, so each is ``float(tensor)``)."""
+    tensors = [t.detach() for t in tensors]
+    if not tensors:
+        return []
+    return torch.stack([t.to(torch.float64) for t in tensors]).tolist()
 
 
 def snapshot(obj):
