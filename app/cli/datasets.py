@@ -52,7 +52,7 @@ def list_(limit: int = 50, offset: int = 0, api: Api = API_DEFAULT, key: Key = N
     """List your datasets, newest first."""
     with connect(api, key) as client:
         items = client.datasets(limit, offset)
-    emit(items, as_json, lambda: table(items, COLUMNS))
+    emit(items, as_json, lambda: table(items, COLUMNS, drop=("created_at", "format", "classes")))
 
 
 @app.command("show")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -24,6 +25,7 @@ from deepclust.app.cli.common import (
     print_json,
     reports_errors,
     table,
+    wants_json,
 )
 from deepclust.app.client import Client, Job
 from deepclust.app.client.progress import detail, stage
@@ -88,7 +90,7 @@ def follow(client: Client, job: Job) -> dict:
 def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster (deepclust datasets list).")],
           method: Annotated[str, typer.Option("--method", "-m", help="kmeans, dec, idec, cdc, dccf, ... "
                                                                      "(deepclust methods)")],
-          n_clusters: Annotated[int, typer.Option("--n-clusters", "-k", help="Number of clusters K.")],
+          n_clusters: Annotated[int, typer.Option("--n-clusters", "-k", metavar="K", help="Number of clusters K.")],
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE",
                                                              help="A method param; repeat for more. VALUE is "
                                                                   "JSON (1500, [128,128], true) or text.")] = None,
@@ -115,22 +117,79 @@ def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster
             emit(job.resource, as_json, lambda: fields(job.resource, ("id", "status", "method", "n_clusters",
                                                                       "params", "pretrain", "dataset_id")))
             return
-        if as_json:
+        if wants_json(as_json):
             final = job.wait(progress=False)
             print_json(final)
             raise typer.Exit(0 if final["status"] == "succeeded" else 1)
         raise typer.Exit(summarize(client, follow(client, job)))
 
 
+class SortKey(str, Enum):
+    created = "created"
+    acc = "acc"
+    nmi = "nmi"
+    silhouette = "silhouette"
+    clusters = "clusters"
+    k = "k"
+
+
+METRIC_KEYS = {"acc": "acc", "nmi": "nmi", "silhouette": "silhouette", "clusters": "nonempty_clusters"}
+
+
+def _metric(name: str) -> Callable[[dict], object]:
+    return lambda j: (j.get("metrics") or {}).get(name)
+
+
+def list_columns(items: list[dict]) -> list:
+    """The jobs table: acc/nmi only when a listed job has them; what goes first at 80 columns is
+    in LIST_DROP."""
+    labelled = any("acc" in (j.get("metrics") or {}) for j in items)
+    metrics = [("acc", _metric("acc")), ("nmi", _metric("nmi"))] if labelled else []
+    return ["id", "method", ("K", lambda j: j["n_clusters"]), "seed", ("state", stage), *metrics,
+            ("silhouette", _metric("silhouette")), ("clusters", _metric("nonempty_clusters")),
+            ("detail", detail), "created_at"]
+
+
+LIST_DROP = ("created_at", "detail", "seed", "nmi", "clusters", "silhouette")
+
+
+def sort_jobs(items: list[dict], key: SortKey) -> list[dict]:
+    """Newest first (the API's order), or by a metric, best first (none last), or by K."""
+    if key == SortKey.created:
+        return items
+    if key == SortKey.k:
+        return sorted(items, key=lambda j: j["n_clusters"])
+    name = METRIC_KEYS[key.value]
+    have = [j for j in items if (j.get("metrics") or {}).get(name) is not None]
+    rest = [j for j in items if (j.get("metrics") or {}).get(name) is None]
+    return sorted(have, key=lambda j: j["metrics"][name], reverse=True) + rest
+
+
 @app.command("list")
 @reports_errors
 def list_(status: Annotated[Optional[Status], typer.Option(help="Only jobs in this state.")] = None,
-          dataset: Annotated[Optional[str], typer.Option(help="Only jobs of this dataset.")] = None,
-          limit: int = 50, offset: int = 0, api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
-    """List your jobs, newest first."""
+          dataset: Annotated[Optional[str], typer.Option(metavar="DATASET_ID", help="Only jobs of this dataset.")] = None,
+          method: Annotated[Optional[str], typer.Option("--method", "-m", metavar="METHOD",
+                                                        help="Only jobs of this method.")] = None,
+          sweep: Annotated[Optional[str], typer.Option(metavar="SWEEP_ID", help="Only the jobs of this sweep.")] = None,
+          all_: Annotated[bool, typer.Option("--all", "-a", help="Also sweeps' jobs (by default a sweep's jobs are "
+                                                                 "grouped away: deepclust sweeps list).")] = False,
+          sort: Annotated[SortKey, typer.Option(help="created (newest first); acc, nmi, silhouette, clusters (best "
+                                                     "first); k.")] = SortKey.created,
+          limit: Annotated[int, typer.Option(metavar="N", min=1, help="At most N jobs.")] = 50,
+          offset: Annotated[int, typer.Option(metavar="N", min=0, help="Skip the newest N.")] = 0,
+          api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
+    """List your jobs with their metrics (acc/nmi when labelled, silhouette, non-empty clusters).
+
+    By default only the jobs of no sweep; --sweep ID lists one sweep's jobs, --all every job."""
+    standalone = None if (all_ or sweep) else True
+    query = {"status": status.value if status else None, "dataset_id": dataset, "method": method,
+             "sweep_id": sweep, "standalone": None if standalone is None else "true", "limit": limit,
+             "offset": offset}
     with connect(api, key) as client:
-        items = [j.resource for j in client.jobs(status.value if status else None, dataset, limit, offset)]
-    emit(items, as_json, lambda: table(items, COLUMNS))
+        items = client._json("GET", "/v1/jobs", params={k: v for k, v in query.items() if v is not None})["items"]
+    items = sort_jobs(items, sort)
+    emit(items, as_json, lambda: table(items, list_columns(items), drop=LIST_DROP))
 
 
 @app.command("show")

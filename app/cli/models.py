@@ -39,7 +39,7 @@ def list_(limit: int = 50, offset: int = 0, api: Api = API_DEFAULT, key: Key = N
     """List your models, newest first."""
     with connect(api, key) as client:
         items = client.models(limit, offset)
-    emit(items, as_json, lambda: table(items, COLUMNS))
+    emit(items, as_json, lambda: table(items, COLUMNS, drop=("created_at", "dataset_id", "job_id")))
 
 
 @app.command("show")

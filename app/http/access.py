@@ -51,6 +51,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+AUTH_DISABLED = (b"x-deepclust-auth", b"disabled")
+
+
+def _saying_auth_disabled(send: Send) -> Send:
+    """Every answer of a server with auth off says so (``X-Deepclust-Auth: disabled``): a client
+    that sends a key can tell it is not checked. No documented body changes."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), AUTH_DISABLED]}
+        await send(message)
+
+    return sending
+
+
 def is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
@@ -64,6 +79,8 @@ class AccessMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if not self.settings.auth_enabled:
+            send = _saying_auth_disabled(send)
         try:
             if needs_key(scope["path"]):
                 scope.setdefault("state", {})["tenant"] = await self.tenant(_header(scope, b"authorization"))
