@@ -395,3 +395,48 @@ def test_the_job_form_offers_encoders_for_images(served, encoder_bytes):
         assert not errors, errors
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {served.key}"}, timeout=60) as client:
         assert client.get(f"/v1/jobs/{job_id}").json()["encoder"] == enc["id"]
+
+
+def test_the_encode_phase_reports_batches_and_stops_on_cancel(backend, encoder_bytes):
+    from types import SimpleNamespace
+
+    from deepclust.app.core.db import engine_for, new_session
+    from deepclust.app.core.storage import store_for
+    from deepclust.app.core.tables import Dataset
+    from deepclust.models import TrainingCancelled
+    from deepclust.worker.encode import ENCODE, encode
+
+    with backend.client() as api:
+        dataset = upload(api, "shapes.zip", zip_bytes(class_archive(3, K, SIZE)[0])).json()
+        enc = upload_encoder(api, encoder_bytes).json()
+    engine = engine_for(backend.settings.database_url)
+    with new_session(engine) as session:
+        row = session.get(Dataset, dataset["id"])
+        session.expunge(row)
+
+    class Reporter:
+        def __init__(self, stop_after: int):
+            self.progress, self.phases, self.flushes, self.asked, self.stop_after = {}, [], [], 0, stop_after
+
+        def enter_phase(self, phase, epochs=1):
+            self.phases.append((phase, epochs))
+
+        def flush(self, force=False):
+            self.flushes.append(dict(self.progress))
+
+        def should_stop(self):
+            self.asked += 1
+            return self.asked >= self.stop_after
+
+    settings = backend.settings.model_copy(update={"encode_batch_size": 2, "progress_interval_seconds": 0})
+    job = SimpleNamespace(id="job_test", encoder_id=enc["id"])
+    store = store_for(backend.data_dir)
+    reporter = Reporter(stop_after=2)
+    with pytest.raises(TrainingCancelled):
+        encode(job, row, engine, store, reporter, settings, "cpu")
+    assert reporter.phases == [(ENCODE, 5)]  # 9 images, 2 per batch
+    assert [f["epoch"] for f in reporter.flushes] == [1, 2] and reporter.flushes[-1]["epochs"] == 5
+    assert f"datasets/{dataset['id']}/embeddings/{enc['id']}.npy" not in artifacts(backend.data_dir)
+    done = encode(job, row, engine, store, Reporter(stop_after=99), settings, "cpu")
+    assert done.X.shape == (9, 8)
+    assert f"datasets/{dataset['id']}/embeddings/{enc['id']}.npy" in artifacts(backend.data_dir)
