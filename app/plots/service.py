@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from deepclust.app.core import results
 from deepclust.app.core.npyfile import open_array
-from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.storage import ArtifactStore, embeddings_key
 from deepclust.app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
 from deepclust.app.errors import (
     DATASET_DELETED,
@@ -150,6 +150,8 @@ def _prepare(session: Session, store: ArtifactStore, models: ModelCache, job: Jo
     X = _dataset_array(session, store, job)
     if name == "examples":
         return partial(_examples, X, labels, confidence, job.n_clusters)
+    if job.encoder_id is not None:  # the model clusters the encoder's embeddings, kept by the worker
+        X = _encoded_array(store, job)
     return partial(_embedding, X, labels, results.centroids(session, job.id).values, _model(session, models, job),
                    job.n_clusters, job.seed, projection)
 
@@ -235,6 +237,15 @@ def _dataset(session: Session, job: Job) -> Dataset:
 
 def _dataset_array(session: Session, store: ArtifactStore, job: Job) -> np.ndarray:
     return open_array(store.local_path(_dataset(session, job).data_key))
+
+
+def _encoded_array(store: ArtifactStore, job: Job) -> np.ndarray:
+    key = embeddings_key(job.dataset_id, job.encoder_id)
+    if not store.exists(key):
+        raise DATASET_DELETED(f"The embeddings of dataset {job.dataset_id} by encoder {job.encoder_id}, which the "
+                              f"model of job {job.id} clusters, are gone (the encoder was deleted); this plot needs "
+                              "them and was not drawn before.", {"dataset_id": job.dataset_id})
+    return open_array(store.local_path(key))
 
 
 def _dataset_labels(session: Session, store: ArtifactStore, job: Job) -> np.ndarray:

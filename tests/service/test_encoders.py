@@ -440,3 +440,10 @@ def test_the_encode_phase_reports_batches_and_stops_on_cancel(backend, encoder_b
     done = encode(job, row, engine, store, Reporter(stop_after=99), settings, "cpu")
     assert done.X.shape == (9, 8)
     assert f"datasets/{dataset['id']}/embeddings/{enc['id']}.npy" in artifacts(backend.data_dir)
+
+
+def test_the_plots_of_a_job_on_an_encoder(trained):
+    api, _, _, job, _, _ = trained
+    for name in ("embedding", "examples", "sizes"):
+        r = api.get(f"/v1/jobs/{job['id']}/plots/{name}.json")
+        assert r.status_code == 200, r.text
