@@ -6,6 +6,10 @@ reconstruction; then, per batch, ``α·L_r + β·L_c`` on encoder, decoder and h
 binary cross-entropy on the pairs whose label-feature cosine similarity is at least ``u(ξ)``
 (same cluster) or at most ``l(ξ)`` (different clusters). ξ rises once per epoch until the
 thresholds meet (75 epochs with the paper's constants). Predictions come from the head.
+
+The defaults add DAC's second view (pairs selected on the clean batch without gradient, the loss
+fitted on an augmented copy), DAC's RMSProp 1e-3 and a floor on ``u(ξ)``; ``variant="paper"``
+restores the paper's values (docs/methods/ae_dac.md: what departs and the numbers behind it).
 """
 from __future__ import annotations
 
@@ -165,8 +169,9 @@ AUGMENTATIONS = ("auto", "digits", "photos", "none")
 RMSPROP_RHO = 0.9  # DAC's optimiser: TensorFlow's and Keras' RMSProp decay (torch's default is 0.99)
 
 # The values ``variant="paper"`` gives every param that departs from the paper (unless given):
-# the paper's Adam 1e-4, no second view, α = 0.5, no floor on u(ξ). The field defaults below are
-# the measured ones (docs/methods/ae_dac.md has the numbers).
+# the paper's Adam 1e-4, no second view, α = 0.5, no floor on u(ξ), 100 pretraining epochs (the
+# paper gives none; our guess). The field defaults below are the measured ones
+# (docs/methods/ae_dac.md has the numbers).
 PAPER = {"augmentation": "none", "optimizer": "adam", "lr": 1e-4, "alpha": 0.5, "upper_floor": None,
          "pretrain_epochs": 100}
 
@@ -204,8 +209,9 @@ class AEDACParams(Params):
                             "pad-4 crop, horizontal flip, brightness/contrast/saturation jitter ±0.4; 'auto': photos "
                             "for 3+ channels, digits else; 'none': one view (the paper).")
     upper_floor: float | None = Field(
-        None, ge=0, le=1, description="Floor of the upper threshold u(ξ) (not in the paper; None: none). Keeps the "
-                                      "late schedule from taking cross-class pairs as positive; the length is unchanged.")
+        0.7, ge=0, le=1, description="Floor of the upper threshold u(ξ) (not in the paper, whose value is None: no "
+                                     "floor). Keeps the late schedule from taking cross-class pairs as positive; the "
+                                     "schedule's length is unchanged.")
 
     @model_validator(mode="before")
     @classmethod

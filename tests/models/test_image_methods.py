@@ -79,7 +79,8 @@ def test_decs_defaults_follow_the_code_and_the_paper_variant_its_text():
 def test_ae_dac_and_dcec_defaults():
     dac = get_method("ae_dac").defaults
     assert (dac["beta"], dac["batch_size"], dac["xi_lr"]) == (0.3, 128, 0.005)
-    assert (dac["optimizer"], dac["lr"], dac["augmentation"]) == ("rmsprop", 1e-3, "auto")
+    assert (dac["optimizer"], dac["lr"], dac["augmentation"], dac["upper_floor"]) == ("rmsprop", 1e-3, "auto", 0.7)
+    assert (dac["alpha"], dac["pretrain_epochs"]) == (0.5, 100)
     assert (dac["pair_reduction"], dac["recon_reduction"], dac["layout"]) == ("all_pairs", "mean", "auto")
     dcec = get_method("dcec").defaults
     assert dcec["filters"] == [32, 64, 128] and dcec["embedding_dim"] == 10
