@@ -8,15 +8,20 @@ goes on to the route unchanged. The tenant is left in ``request.state.tenant``.
 """
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deepclust.app.http.deps import Database
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.core.settings import Settings
-from deepclust.app.errors import MALFORMED_REQUEST, TOO_LARGE, ApiError, send_error
+from deepclust.app.errors import DATABASE_UNAVAILABLE, MALFORMED_REQUEST, TOO_LARGE, ApiError, send_error
+
+log = logging.getLogger(__name__)
 
 # Under /v1 every route needs a key except the method catalogue.
 PUBLIC = frozenset({"/v1/methods"})
@@ -38,6 +43,17 @@ def json_depth(body: bytes) -> int:
         return 0
     steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
     return int(np.cumsum(steps).max())
+
+
+def database_unavailable(exc: Exception) -> ApiError:
+    """The database could not be reached (or gave no connection in time): the request was fine."""
+    if isinstance(exc, PoolTimeout):
+        return DATABASE_UNAVAILABLE("No database connection freed up in time; try again shortly.",
+                                    dependency="database", reason="pool_timeout", headers={"Retry-After": "2"})
+    orig = getattr(exc, "orig", None)
+    return DATABASE_UNAVAILABLE("The database is not answering; try again shortly.", dependency="database",
+                                reason=type(orig).__name__ if orig else type(exc).__name__,
+                                headers={"Retry-After": "2"})
 
 
 class ClientGone(Exception):
@@ -96,7 +112,12 @@ class AccessMiddleware:
     async def tenant(self, authorization: str | None) -> str:
         if not self.settings.auth_enabled:
             return LOCAL_TENANT
-        return await self.db.run(tenant_for_key, authorization)
+        try:
+            return await self.db.run(tenant_for_key, authorization)
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            # Outside the app's exception handlers: the same answer they give an outage.
+            log.warning("database error looking up an API key: %s", exc)
+            raise database_unavailable(exc) from None
 
     async def _checked_json(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.settings.max_json_bytes

@@ -141,3 +141,19 @@ def test_database_down_gives_503(tmp_path):
         assert ready.status_code == 503 and "database" in ready.json()["error"]["message"]
         assert_error(api.get("/v1/datasets"), 503, "database_unavailable")
         assert api.get("/healthz").status_code == 200
+
+
+def test_database_down_with_auth_on_gives_503_on_every_route(tmp_path):
+    """The key lookup runs in the access middleware, outside the route's error handlers: an outage
+    there must answer 503 database_unavailable too, never a 500."""
+    settings = Settings(data_dir=tmp_path, auth="enabled", reaper_interval_seconds=0,
+                        database_url="postgresql+psycopg2://postgres@127.0.0.1:1/test?connect_timeout=2")
+    with TestClient(create_app(settings), raise_server_exceptions=False,
+                    headers={"Authorization": "Bearer dck_anything"}) as api:
+        for method, path in [("get", "/v1/datasets"), ("get", "/v1/jobs/job_x"), ("post", "/v1/jobs"),
+                             ("get", "/v1/jobs/job_x/events"), ("get", "/v1/models")]:
+            response = getattr(api, method)(path, **({"json": {}} if method == "post" else {}))
+            error = assert_error(response, 503, "database_unavailable")
+            assert response.headers["Retry-After"] == "2" and error["details"]["dependency"] == "database"
+        assert_error(api.get("/v1/jobs"), 503, "database_unavailable")
+        assert api.get("/healthz").status_code == 200
