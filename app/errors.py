@@ -316,9 +316,25 @@ async def send_error(send: Send, exc: ApiError) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+# An error answer stays small whatever the request: at most this many field errors are listed
+# (``n_errors`` says how many there were) and a message is clipped to MAX_MESSAGE characters.
+MAX_LISTED_ERRORS = 20
+MAX_MESSAGE = 2000
+
+
 def _describe(errors: list[dict], skip_first: bool) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'][1 if skip_first else 0:])) or 'body'}: {e['message']}"
-                     for e in errors)
+    text = "; ".join(f"{'.'.join(map(str, e['loc'][1 if skip_first else 0:])) or 'body'}: {e['message']}"
+                     for e in errors[:MAX_LISTED_ERRORS])
+    if len(errors) > MAX_LISTED_ERRORS:
+        text += f"; ... ({len(errors)} errors in all)"
+    return clip(text, MAX_MESSAGE)
+
+
+def _listed(errors: list[dict]) -> dict:
+    details: dict[str, Any] = {"errors": errors[:MAX_LISTED_ERRORS]}
+    if len(errors) > MAX_LISTED_ERRORS:
+        details["n_errors"] = len(errors)
+    return details
 
 
 # Statuses Starlette raises on its own (unknown route, wrong verb, body limits) and our codes for them.
@@ -342,8 +358,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(req: Request, exc: RequestValidationError):
-        errors = [{"loc": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        errors = [{"loc": [clip(str(p)) if isinstance(p, str) else p for p in e.get("loc", ())],
+                   "message": clip(e.get("msg", ""), 500), "type": e.get("type", "")} for e in exc.errors()]
         if any(e["loc"] == ["body"] for e in errors):  # the body as a whole, not one of its fields
             ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype != "application/json" and not ctype.endswith("+json"):
@@ -352,13 +368,13 @@ def install_error_handlers(app: FastAPI) -> None:
                     "'Content-Type: application/json' (curl: -H 'Content-Type: application/json').",
                     {"content_type": ctype or None})
             return INVALID_REQUEST.response("The body must be a JSON object with the fields described at /docs.",
-                                            {"errors": errors})
+                                            _listed(errors))
         # Unparseable JSON or a bad query/path parameter is a malformed request (400); a
         # well-formed body whose fields are wrong is invalid content (422).
         if any(e["type"] == "json_invalid" or (e["loc"] and e["loc"][0] != "body") for e in errors):
             return MALFORMED_REQUEST.response("The request could not be parsed: " + _describe(errors, False),
-                                              {"errors": errors})
-        return INVALID_REQUEST.response("The request body is invalid: " + _describe(errors, True), {"errors": errors})
+                                              _listed(errors))
+        return INVALID_REQUEST.response("The request body is invalid: " + _describe(errors, True), _listed(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(req: Request, exc: StarletteHTTPException):

@@ -27,7 +27,7 @@ from deepclust.app.errors import (
 from deepclust.app.jobs.service import method_for, validated_params
 from deepclust.app.tenancy.ownership import owned
 from deepclust.app.http.paging import Page
-from deepclust.app.sweeps.schemas import SweepCreate, SweepOut
+from deepclust.app.sweeps.schemas import ClusterRange, SweepCreate, SweepOut
 from deepclust.models import selection as model_selection
 
 MAX_GRID = 200  # jobs per sweep: a bigger grid is almost surely a typo in a range
@@ -40,24 +40,41 @@ def owned_sweep(session: Session, sweep_id: str, tenant: str) -> Sweep:
     return sweep
 
 
+def cluster_count(body: SweepCreate) -> int:
+    """How many K's the request asks for, by arithmetic: a range is never built to be counted."""
+    k = body.n_clusters
+    if isinstance(k, ClusterRange):
+        return max(0, (k.max - k.min) // k.step + 1)
+    return 1 if isinstance(k, int) else len(k)
+
+
+def seed_count(body: SweepCreate) -> int:
+    if body.n_restarts is not None:
+        return body.n_restarts
+    return len(body.seeds) if body.seeds is not None else 3
+
+
 def grid(body: SweepCreate, n_samples: int) -> tuple[list[int], list[int]]:
     """The K's and seeds of the request, checked: 422 for anything a job would refuse, or a grid
-    too large or unable to support the selection."""
-    ks = body.cluster_values()
-    seeds = body.seed_values()
-    if not ks:
+    too large or unable to support the selection. The grid's size is checked by arithmetic before
+    any list of K's is built (a range can declare a billion of them)."""
+    n_ks, n_seeds = cluster_count(body), seed_count(body)
+    if n_ks == 0:
         raise INVALID_N_CLUSTERS("n_clusters gives no K: use a non-empty list or a range with "
                                  "min <= max.", n_clusters=body.model_dump()["n_clusters"])
+    if n_ks * n_seeds > MAX_GRID:
+        raise GRID_TOO_LARGE(f"{n_ks} K's x {n_seeds} seeds is {n_ks * n_seeds} jobs; at "
+                             f"most {MAX_GRID} per sweep.", jobs=n_ks * n_seeds, limit=MAX_GRID)
+    ks = body.cluster_values()
+    seeds = body.seed_values()
     bad = [k for k in ks if not 2 <= k <= n_samples]
     if bad:
         raise INVALID_N_CLUSTERS(f"every K must be between 2 and the number of samples ({n_samples}); "
-                                 f"not {bad}.", n_clusters=bad, n_samples=n_samples)
+                                 f"not {_clipped(bad)}.", n_clusters=bad[:_SHOWN], n_invalid=len(bad),
+                                 n_samples=n_samples)
     for name, values in (("n_clusters", ks), ("seeds", seeds)):
         if len(set(values)) != len(values):
-            raise INVALID_GRID(f"{name} repeats a value: {values}.", field=name)
-    if len(ks) * len(seeds) > MAX_GRID:
-        raise GRID_TOO_LARGE(f"{len(ks)} K's x {len(seeds)} seeds is {len(ks) * len(seeds)} jobs; at "
-                             f"most {MAX_GRID} per sweep.", jobs=len(ks) * len(seeds), limit=MAX_GRID)
+            raise INVALID_GRID(f"{name} repeats a value: {_clipped(values)}.", field=name)
     if body.selection not in model_selection.CRITERIA:
         raise INVALID_SELECTION(f"selection must be one of {sorted(model_selection.CRITERIA)}; got "
                                 f"{body.selection!r}.", selection=body.selection)
@@ -65,6 +82,17 @@ def grid(body: SweepCreate, n_samples: int) -> tuple[list[int], list[int]]:
         raise INVALID_SELECTION("selection 'stability' compares runs of one K under different seeds: "
                                 "give at least two seeds (or n_restarts >= 2).", seeds=seeds)
     return ks, seeds
+
+
+
+def _clipped(values: list) -> str:
+    """A list as an error message may show it: the first few values (an error stays small)."""
+    if len(values) > _SHOWN:
+        return f"[{', '.join(map(str, values[:_SHOWN]))}, ... ({len(values)} in all)]"
+    return str(values)
+
+
+_SHOWN = 10
 
 
 def create_sweep(session: Session, dispatcher: Dispatcher, tenant: str, body: SweepCreate) -> Sweep:

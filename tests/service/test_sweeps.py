@@ -190,3 +190,24 @@ def test_another_tenants_sweep_is_not_found(api, backend, three_blobs):
     assert api.get(f"/v1/sweeps/{sweep['id']}/plot.png").status_code == 409
     # leave no queued job behind for the tests that run a real runner on this database
     assert api.post(f"/v1/sweeps/{sweep['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_a_grid_is_counted_by_arithmetic_and_its_errors_stay_small(api, three_blobs):
+    """`{"min": 2, "max": 1000000000}` once built the whole range before the 200-job limit (the
+    server grew to 22.8 GB); `"max": 2000000` answered a 31.8 MB 422 listing every bad K."""
+    for top in (2_000_000, 1_000_000_000, 2**62):  # the first one first: before the fix it only costs 100 MB
+        response = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters={"min": 2, "max": top}))
+        assert response.status_code == 422 and len(response.content) < 2000, response.text[:500]
+        assert response.json()["error"]["code"] == "grid_too_large"
+        assert response.json()["error"]["details"]["jobs"] == (top - 1) * 2
+    # Too many bad K's in a grid that is not too large: a few are shown, with their count.
+    response = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=list(range(1000, 1100)), seeds=[0]))
+    assert response.status_code == 422 and len(response.content) < 2000, response.text[:500]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_n_clusters" and error["details"]["n_invalid"] == 100
+    assert len(error["details"]["n_clusters"]) == 10 and "(100 in all)" in error["message"]
+    # A body whose every field error would be listed: the list is bounded too.
+    response = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=["x"] * 5000))
+    assert response.status_code == 422 and len(response.content) < 20_000, len(response.content)
+    assert len(response.json()["error"]["details"]["errors"]) <= 20
+    assert api.get("/v1/sweeps").json()["total"] == 0
