@@ -73,6 +73,16 @@ def test_every_method_completes_the_service_journey(backend, method, kind):
         assert predicted.status_code == 200, predicted.text
         assert predicted.json()["labels"] == stored[:5].tolist()
 
+        # Export -> import -> predict round-trips: the download imports and predicts the same.
+        bundle = api.get(f"/v1/models/{job['model_id']}/download")
+        assert bundle.status_code == 200, bundle.text
+        imported = api.post("/v1/models", files={"file": ("model.zip", bundle.content, "application/zip")})
+        assert imported.status_code == 201, imported.text
+        again = api.post(f"/v1/models/{imported.json()['id']}/predict", json={"instances": rows})
+        assert again.status_code == 200, again.text
+        assert again.json()["labels"] == stored[:5].tolist()
+        assert np.allclose(again.json()["probabilities"], predicted.json()["probabilities"], atol=1e-5)
+
 
 def test_an_image_size_a_network_cannot_take_is_a_422_naming_the_sizes_it_can(api):
     X = np.random.default_rng(0).integers(0, 255, size=(20, 1, 15, 15), dtype=np.uint8)

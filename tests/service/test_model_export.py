@@ -139,3 +139,83 @@ def test_bad_bundles_are_refused_and_nothing_is_stored(trained):
             "invalid_model_bundle", "spectral")
     assert_error(api.post("/v1/models", files={"other": ("m.zip", b"x")}), 400, "malformed_request")
     assert api.get("/v1/models").json()["total"] == before
+
+
+def _good_bundle(api, job) -> tuple[bytes, dict]:
+    with zipfile.ZipFile(io.BytesIO(api.get(f"/v1/models/{job['model_id']}/download").content)) as good:
+        return good.read("model.safetensors"), json.loads(good.read("manifest.json"))
+
+
+def test_a_deeply_nested_manifest_is_refused_before_it_is_decoded(trained):
+    api, job, _ = trained
+    weights, _ = _good_bundle(api, job)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    error = assert_error(api.post("/v1/models", files={"file": ("m.zip", zipped(**{
+        "model.safetensors": weights, "manifest.json": deep}))}), 422, "invalid_model_bundle")
+    assert "100000 levels" in error["message"]
+
+
+def test_every_declared_dimension_is_checked_before_a_network_is_built(trained):
+    """A negative width once passed the size check (548 MB allocated before the 422); now every
+    dimension is positive and bounded, and the network's tensors must match the weights' header."""
+    api, job, _ = trained
+    weights, manifest = _good_bundle(api, job)
+
+    def refused(architecture_change: dict, says: str):
+        bad = json.loads(json.dumps(manifest))
+        bad["architecture"]["autoencoder"].update(architecture_change)
+        error = assert_error(api.post("/v1/models", files={"file": ("m.zip", zipped(**{
+            "model.safetensors": weights, "manifest.json": json.dumps(bad).encode()}))}), 422, "invalid_model_bundle")
+        assert says in error["message"], error
+        return error
+
+    error = refused({"hidden_dims": [12000, 12000, -12000]}, "from 1 to")
+    assert error["details"]["field"] == "architecture.autoencoder.hidden_dims[2]"
+    refused({"hidden_dims": [60000, 60000, 1]}, "larger than its weights")
+    refused({"hidden_dims": [0]}, "from 1 to")
+    refused({"hidden_dims": list(range(1, 100))}, "at most 64")
+    refused({"embedding_dim": 2**70}, "from 1 to")
+    # The same number of parameters as the weights hold, in other shapes: the header says no.
+    ae = manifest["architecture"]["autoencoder"]
+    refused({"hidden_dims": ae["hidden_dims"][::-1]} if ae["hidden_dims"] != ae["hidden_dims"][::-1] else
+            {"input_dim": ae["input_dim"] + 1}, "weights")
+
+
+def test_non_finite_weights_unknown_params_and_scalings_are_refused(trained):
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+
+    api, job, _ = trained
+    weights, manifest = _good_bundle(api, job)
+    before = api.get("/v1/models").json()["total"]
+
+    def post(weights_: bytes, manifest_: dict):
+        return api.post("/v1/models", files={"file": ("m.zip", zipped(**{
+            "model.safetensors": weights_, "manifest.json": json.dumps(manifest_).encode()}))})
+
+    nan = {k: (v * float("nan") if v.is_floating_point() else v) for k, v in load_tensors(weights).items()}
+    assert "NaN" in assert_error(post(save_tensors(nan), manifest), 422, "invalid_model_bundle")["message"]
+    unknown = {**manifest, "params": {**manifest["params"], "backdoor": 1}}
+    assert "backdoor" in assert_error(post(weights, unknown), 422, "invalid_model_bundle")["message"]
+    out_of_range = {**manifest, "params": {**manifest["params"], "alpha": -5}}
+    assert "alpha" in assert_error(post(weights, out_of_range), 422, "invalid_model_bundle")["message"]
+    scaling = {**manifest, "scaling": "os.system"}
+    assert "scaling" in assert_error(post(weights, scaling), 422, "invalid_model_bundle")["message"]
+    scaler = {**manifest, "scaler": {**manifest["scaler"], "kind": "eval"}}
+    assert "scaler" in assert_error(post(weights, scaler), 422, "invalid_model_bundle")["message"]
+    assert api.get("/v1/models").json()["total"] == before
+
+
+def test_a_bundle_with_too_many_members_is_refused_before_zipfile_lists_them(trained, monkeypatch):
+    api, job, _ = trained
+    weights, manifest = _good_bundle(api, job)
+    members = {"model.safetensors": weights, "manifest.json": json.dumps(manifest).encode(),
+               **{f"pad/{i}": b"" for i in range(100)}}
+    content = zipped(**members)
+
+    def listing(*_args, **_kwargs):
+        raise AssertionError("zipfile read the whole central directory")
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", listing)
+    error = assert_error(api.post("/v1/models", files={"file": ("m.zip", content)}), 413, "too_many_members")
+    assert error["details"]["limit"] == 64
