@@ -38,6 +38,7 @@ from deepclust.app.errors import (
     RAGGED_ROWS,
     TOO_LARGE,
     TOO_MANY_DIMENSIONS,
+    TOO_MANY_MEMBERS,
     TRUNCATED_FILE,
     UNKNOWN_LABEL_COLUMN,
     UNREADABLE_IMAGE,
@@ -89,7 +90,7 @@ _IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-da
 
 
 @router.post("", status_code=201, response_model=ModelOut, openapi_extra=_IMPORT_BODY,
-             responses=errors(MALFORMED_REQUEST, MISSING_FILE, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE,
+             responses=errors(MALFORMED_REQUEST, MISSING_FILE, TOO_LARGE, TOO_MANY_MEMBERS, UNSUPPORTED_MEDIA_TYPE,
                               INVALID_MODEL_BUNDLE),
              summary="Import a model trained elsewhere with the library (a zip of model.safetensors + manifest.json)")
 async def import_bundle(request: Request, response: Response, db: DbDep, store: StoreDep,

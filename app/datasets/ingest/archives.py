@@ -57,6 +57,7 @@ from deepclust.app.datasets.ingest.formats import InputFormat
 from deepclust.app.datasets.ingest.images import ImageOptions, decode, is_image_name, read_header
 from deepclust.app.datasets.ingest.labels import label_codes
 from deepclust.app.datasets.ingest.reading import Canonical, Reading
+from deepclust.app.datasets.ingest.zipcount import NotAZip, TooManyMembers, check_members
 
 LABELS_CSV = "labels.csv"
 _BLOCK_BYTES = 8 << 20
@@ -171,6 +172,13 @@ def walk(path: Path, fmt: str, limits: ArchiveLimits, wanted: Wanted) -> Iterato
 
 
 def _walk_zip(path: Path, fmt: str, budget: _Budget, wanted: Wanted) -> Iterator[tuple[str, bytes]]:
+    try:
+        # The member count from the end records, before zipfile builds a ZipInfo for every member.
+        check_members(path, budget.limits.max_members)
+    except TooManyMembers:
+        raise _too_many_members(budget.limits.max_members) from None
+    except (NotAZip, OSError) as exc:
+        raise _invalid_archive(fmt, exc) from None
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()

@@ -35,6 +35,7 @@ from deepclust.app.core.npyfile import NpyHeader, NpyWriter, open_array, rewrite
 from deepclust.app.datasets.ingest.formats import LABEL_COLUMN_FORMATS, InputFormat, joined
 from deepclust.app.datasets.ingest.labels import label_codes
 from deepclust.app.datasets.ingest.reading import Canonical, Reading, Staging, checked_npy, npy_header
+from deepclust.app.datasets.ingest.zipcount import NotAZip, TooManyMembers, check_members
 from deepclust.app.errors import (
     EMPTY_DATA,
     INVALID_FILE,
@@ -49,6 +50,7 @@ from deepclust.app.errors import (
     TOO_LARGE,
     TOO_MANY_COLUMNS,
     TOO_MANY_DIMENSIONS,
+    TOO_MANY_MEMBERS,
     TRUNCATED_FILE,
     UNKNOWN_LABEL_COLUMN,
     UNSUPPORTED_FORMAT,
@@ -63,6 +65,9 @@ MAX_COLUMNS = 16_384
 # Parquet metadata is parsed whole; a footer this large means tens of thousands of column chunks.
 _MAX_PARQUET_FOOTER = 32 << 20
 _ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}  # what numpy.savez / savez_compressed write
+# An .npz holds a few arrays (x, y); its member count is read from the zip's end records before
+# zipfile lists the members (app/datasets/ingest/zipcount.py).
+MAX_NPZ_MEMBERS = 1024
 _CANONICAL = np.dtype("<f4")
 
 Blocks = Iterator[tuple[np.ndarray, np.ndarray | None]]  # rows, and their labels when a column holds them
@@ -248,6 +253,13 @@ def _fsync(path: Path) -> None:
 
 def _unpack_npz(path: Path, stack: ExitStack, staging: Staging, max_expanded: int) -> tuple[Path, np.ndarray | None]:
     """Extract ``x`` (to a staging file, streamed) and load ``y``; a zip bomb stops at ``max_expanded``."""
+    try:
+        check_members(path, MAX_NPZ_MEMBERS)
+    except TooManyMembers:
+        raise TOO_MANY_MEMBERS(f"The .npz holds more than {MAX_NPZ_MEMBERS} members; numpy.savez writes one "
+                               "per array (x, and y for labels).", limit=MAX_NPZ_MEMBERS) from None
+    except (NotAZip, OSError) as exc:
+        raise INVALID_FILE(f"The .npz cannot be read: it is truncated or corrupt ({exc}).") from None
     try:
         zf = stack.enter_context(zipfile.ZipFile(path))
         members = {info.filename: info for info in zf.infolist()}
