@@ -9,9 +9,7 @@ goes on to the route unchanged. The tenant is left in ``request.state.tenant``.
 from __future__ import annotations
 
 import logging
-import re
 
-import numpy as np
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,40 +18,17 @@ from deepclust.app.http.deps import Database
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.core.settings import Settings
 from deepclust.app.errors import DATABASE_UNAVAILABLE, MALFORMED_REQUEST, TOO_LARGE, ApiError, send_error
+from deepclust.app.http.safejson import json_depth
 
 log = logging.getLogger(__name__)
 
 # Under /v1 every route needs a key except the method catalogue.
 PUBLIC = frozenset({"/v1/methods"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
 
 
 def needs_key(path: str) -> bool:
     return path.startswith("/v1/") and path not in PUBLIC
-
-
-def json_depth(body: bytes) -> int:
-    """How deep arrays and objects nest, counted on the brackets outside strings."""
-    if b'"' in body:
-        body = _STRING.sub(b"", body)
-    brackets = np.frombuffer(body.translate(None, _NOT_BRACKETS), np.uint8)
-    if not brackets.size:
-        return 0
-    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
-
-
-def database_unavailable(exc: Exception) -> ApiError:
-    """The database could not be reached (or gave no connection in time): the request was fine."""
-    if isinstance(exc, PoolTimeout):
-        return DATABASE_UNAVAILABLE("No database connection freed up in time; try again shortly.",
-                                    dependency="database", reason="pool_timeout", headers={"Retry-After": "2"})
-    orig = getattr(exc, "orig", None)
-    return DATABASE_UNAVAILABLE("The database is not answering; try again shortly.", dependency="database",
-                                reason=type(orig).__name__ if orig else type(exc).__name__,
-                                headers={"Retry-After": "2"})
 
 
 class ClientGone(Exception):
@@ -83,7 +58,10 @@ def _saying_auth_disabled(send: Send) -> Send:
 
 
 def is_json(content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    """A JSON body, or one without a content type (which FastAPI parses as JSON too)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
 
 

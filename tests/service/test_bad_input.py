@@ -344,3 +344,17 @@ def test_client_disconnecting_mid_upload_is_no_error(backend, caplog):
         wait_until(lambda: artifacts(backend.data_dir) == before, 30, "the staging file to go")
         assert api.get("/v1/datasets").json()["total"] == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+@pytest.mark.parametrize("content_type", ["application/json", None])
+def test_a_deeply_nested_body_is_refused_before_it_is_parsed(api, content_type):
+    """Python's JSON parser recurses once per level: the nesting is counted first, also for a body
+    without a Content-Type (which FastAPI parses as JSON all the same)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    headers = {"Content-Type": content_type} if content_type else {}
+    for path in ("/v1/jobs", "/v1/sweeps", "/v1/models/mdl_x/predict"):
+        request = api.build_request("POST", path, content=deep, headers=headers)
+        if content_type is None:
+            request.headers.pop("Content-Type", None)
+        error = assert_error(api.send(request), 400, "malformed_request")
+        assert error["details"]["depth"] == 100_000
