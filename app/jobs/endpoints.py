@@ -186,7 +186,7 @@ _EVENT_SCHEMA = {
 
 @events_router.get("/{job_id}/events", summary="Live progress as Server-Sent Events",
             response_class=StreamingResponse,
-            responses={**errors(UNAUTHORIZED, JOB_NOT_FOUND, DATABASE_UNAVAILABLE, TOO_MANY_STREAMS),
+            responses={**errors(MALFORMED_REQUEST, UNAUTHORIZED, JOB_NOT_FOUND, DATABASE_UNAVAILABLE, TOO_MANY_STREAMS),
                        200: {"description": "The event stream.", "content": {"text/event-stream": {
                            # Open API 3.1: for an event stream, `schema` describes one event.
                            "schema": _EVENT_SCHEMA,
@@ -202,7 +202,5 @@ async def get_events(job_id: str, request: Request,
                      last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     authorization = f"{credentials.scheme} {credentials.credentials}" if credentials else None
     await run_in_threadpool(events.check_owner, request.app.state, authorization, job_id)
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    stream = events.counted_stream(request.app.state, job_id, after)
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    after = events.after_event(last_event_id)
+    return events.counted_stream(request.app.state, job_id, after)  # the last step: it takes a place

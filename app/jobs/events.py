@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
 
 from deepclust.app.core.db import new_session
 from deepclust.app.core.tables import ACTIVE_STATES, Job, JobHistory
-from deepclust.app.errors import TOO_MANY_STREAMS
+from deepclust.app.errors import MALFORMED_REQUEST, TOO_MANY_STREAMS, clip
 from deepclust.app.jobs.schemas import JobOut
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.tenancy.ownership import owned
@@ -24,6 +26,7 @@ from deepclust.app.tenancy.ownership import owned
 BATCH = 500               # history rows per poll: a long history is replayed in bounded steps
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing an idle stream
 MAX_STREAMS = 200  # open event streams per server process; more answer 503 until one closes
+_EVENT_ID = re.compile(r"[0-9]{1,19}")  # a history row id: a non-negative 64-bit integer
 
 
 def check_owner(state, authorization: str | None, job_id: str) -> None:
@@ -34,23 +37,53 @@ def check_owner(state, authorization: str | None, job_id: str) -> None:
         owned(session, Job, job_id, tenant)
 
 
-def counted_stream(state, job_id: str, after_id: int) -> AsyncIterator[str]:
-    """The job's events, counted against the process's ``MAX_STREAMS`` (``state`` is the app's
-    state); 503 ``too_many_streams`` when they are all taken."""
-    if getattr(state, "event_streams", 0) >= MAX_STREAMS:
+def after_event(last_event_id: str | None) -> int:
+    """The history row id a reconnecting client saw last (0: from the start), or 400 for a header
+    that is not an id this stream can have sent: negative, not a number, or beyond 64 bits (which
+    SQLite cannot even compare, so the stream once began and then broke off without ``end``)."""
+    if last_event_id is None or not last_event_id.strip():
+        return 0
+    value = last_event_id.strip()
+    if _EVENT_ID.fullmatch(value) and int(value) < 2**63:
+        return int(value)
+    raise MALFORMED_REQUEST("Last-Event-ID must be the id of an event this stream sent (a non-negative integer "
+                            f"below 2^63); got {clip(value)!r}.", last_event_id=clip(value))
+
+
+def admit(state) -> None:
+    """Take one of the MAX_STREAMS places, or 503 ``too_many_streams``. Check and count in one step
+    with no await in between, so simultaneous opens cannot all pass the check before any of them
+    counts."""
+    open_streams = getattr(state, "event_streams", 0)
+    if open_streams >= MAX_STREAMS:
         raise TOO_MANY_STREAMS(f"This server already serves {MAX_STREAMS} event streams; try "
                                "again shortly, or poll GET /v1/jobs/{id}.", {"limit": MAX_STREAMS})
-    poll_seconds = min(1.0, max(0.05, state.settings.progress_interval_seconds))
+    state.event_streams = open_streams + 1
 
-    async def counted():
-        state.event_streams = getattr(state, "event_streams", 0) + 1
+
+class CountedStream(StreamingResponse):
+    """A stream that gives its place back when it ends, however it ends (the client going away,
+    or never being iterated at all)."""
+
+    def __init__(self, content, state, **kwargs):
+        super().__init__(content, **kwargs)
+        self.state = state
+
+    async def __call__(self, scope, receive, send) -> None:
         try:
-            async for chunk in job_events(state.engine, job_id, after_id, poll_seconds):
-                yield chunk
-        finally:  # also when the client went away and the response was cancelled
-            state.event_streams -= 1
+            await super().__call__(scope, receive, send)
+        finally:
+            self.state.event_streams -= 1
 
-    return counted()
+
+def counted_stream(state, job_id: str, after_id: int) -> CountedStream:
+    """The job's events as the response, counted against the process's ``MAX_STREAMS`` (``state``
+    is the app's state); 503 ``too_many_streams`` when they are all taken. Call it last: nothing
+    between it and returning the response may fail, or the place is never given back."""
+    poll_seconds = min(1.0, max(0.05, state.settings.progress_interval_seconds))
+    admit(state)
+    return CountedStream(job_events(state.engine, job_id, after_id, poll_seconds), state,
+                         media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def sse(event: str, data: dict, id_: int | None = None) -> str:

@@ -170,3 +170,54 @@ def test_streams_are_bounded(backend):
         api.post(f"/v1/jobs/{job['id']}/cancel")
         assert [e["event"] for e in read_events(api, job["id"])] == ["end"]
         assert app.state.event_streams == MAX_STREAMS - 1  # the stream that ended gave its place back
+
+
+def test_an_event_id_no_stream_can_have_sent_is_a_400(api, backend):
+    """2^63 once began a 200 stream on SQLite and broke it off without `end` (OverflowError)."""
+    job = queued_job(api, n=40)
+    api.post(f"/v1/jobs/{job['id']}/cancel")
+    for bad in (str(2**63), str(2**64 + 5), "9" * 40, "-1", "abc", "1e3", "\u00b2", "+5"):
+        error = assert_error(api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": bad.encode()}), 400,
+                             "malformed_request")
+        assert "Last-Event-ID" in error["message"]
+    for good in (str(2**63 - 1), "0", ""):
+        assert [e["event"] for e in read_events(api, job["id"], headers={"Last-Event-ID": good})] == ["end"]
+
+
+def test_the_stream_cap_is_exact_under_simultaneous_opens(backend, monkeypatch):
+    """230 simultaneous opens were admitted 205-209 times under a cap of 200: the check and the
+    count were apart. Here 30 clients open at once under a cap of 5, on a real server."""
+    import httpx
+
+    from deepclust.app.jobs import events as events_route
+
+    from .processes import ServerThread
+
+    monkeypatch.setattr(events_route, "MAX_STREAMS", 5)
+    app = backend.app()
+    with backend.client(app) as api, ServerThread(app) as server:
+        job = queued_job(api, n=40)
+        statuses, opened, release = [], threading.Barrier(31), threading.Event()
+
+        def open_one():
+            with httpx.Client(base_url=server.url, headers=dict(api.headers), timeout=60) as client:
+                with client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+                    statuses.append(response.status_code)
+                    opened.wait(60)
+                    release.wait(60)
+
+        threads = [threading.Thread(target=open_one, daemon=True) for _ in range(30)]
+        for thread in threads:
+            thread.start()
+        opened.wait(60)  # every client has its answer, the admitted ones still streaming
+        assert sorted(statuses).count(200) == 5 and statuses.count(503) == 25, statuses
+        release.set()
+        for thread in threads:
+            thread.join(60)
+        api.post(f"/v1/jobs/{job['id']}/cancel")
+        deadline = threading.Event()
+        for _ in range(100):
+            if app.state.event_streams == 0:
+                break
+            deadline.wait(0.1)
+        assert app.state.event_streams == 0  # every place was given back
