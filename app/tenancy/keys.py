@@ -9,6 +9,7 @@ what to print; ``KeyCommandError`` carries a message for the operator (exit stat
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,10 +51,16 @@ def _session(settings: Settings) -> Session:
     return new_session(engine_for(settings.database_url))
 
 
+MAX_EXPIRES_DAYS = 36_500
+
+
 def create_key_command(settings: Settings, name: str, tenant: str | None = None,
                        expires_days: float | None = None) -> str:
-    if expires_days is not None and expires_days <= 0:
-        raise KeyCommandError("--expires-days must be positive")
+    if expires_days is not None and not (math.isfinite(expires_days) and 0 < expires_days <= MAX_EXPIRES_DAYS):
+        # NaN compares false with everything, and a huge value overflows the date: both once
+        # reached timedelta and printed a traceback.
+        raise KeyCommandError(f"--expires-days must be a number of days above 0 and at most {MAX_EXPIRES_DAYS} "
+                              f"(100 years); got {expires_days}")
     expires_at = utcnow() + timedelta(days=expires_days) if expires_days is not None else None
     with _session(settings) as session:
         try:

@@ -45,6 +45,10 @@ def test_key_lifecycle_from_the_command_line(tmp_path):
     twice = deepclust(tmp_path, "keys", "create", "--name", "laptop", "--tenant", tenant)
     assert twice.returncode == 1 and "already has a key named 'laptop'" in twice.stderr
     assert deepclust(tmp_path, "keys", "create", "--name", "x", "--expires-days", "0").returncode == 1
+    for days in ("nan", "inf", "-inf", "1e300"):  # nan and 1e300 once printed a traceback
+        refused = deepclust(tmp_path, "keys", "create", "--name", "x", "--expires-days", days)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert "--expires-days must be a number of days" in refused.stderr
 
     listed = deepclust(tmp_path, "keys", "list")
     assert listed.returncode == 0
