@@ -39,7 +39,11 @@ def uvicorn_config(settings: Settings, log_level: str, workers: int = 1):
     import uvicorn
 
     # In-flight requests get shutdown_grace_seconds once a stop is asked for; then they are cancelled.
-    common = {"log_level": log_level, "log_config": None, "timeout_graceful_shutdown": settings.shutdown_grace_seconds}
+    # A client that half-closes before the body it announced gets a 400 (app/http/protocol.py).
+    from deepclust.app.http.protocol import H11HalfCloseProtocol
+
+    common = {"log_level": log_level, "log_config": None, "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+              "http": H11HalfCloseProtocol}
     if workers <= 1:
         from deepclust.app.main import create_app
 
