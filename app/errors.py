@@ -145,6 +145,8 @@ SWEEP_NOT_SUCCEEDED = ErrorCode("sweep_not_succeeded", 409,
 NO_LABELS = ErrorCode("no_labels", 409,
                        "The dataset of job job_0123456789abcdef01234567 has no labels, so there is nothing to "
                        "compare the clusters with.")
+NO_K_SELECTION = ErrorCode("no_k_selection", 409,
+                            "Job job_0123456789abcdef01234567 was given its K, so there is no estimate to draw.")
 NOT_IMAGES = ErrorCode("not_images", 409,
                         "Job job_0123456789abcdef01234567 was trained on feature vectors, not images; example "
                         "grids need images.")

@@ -270,7 +270,9 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         lo, hi = self._k_bounds()
         selection = estimate_k(Z, (max(2, lo), min(hi, len(X) - 1)), self.k_criterion, seed=seed)
         # as a checkpoint carries it (JSON-able, rounded): a resumed run reports the same table
-        return KSelection.from_dict(selection.to_dict()), weights, None
+        selection = KSelection.from_dict(selection.to_dict())
+        CallbackList(callbacks).on_k_selected(selection)
+        return selection, weights, None
 
     def fit_predict(self, X, y=None, **fit_params):
         return self.fit(X, **fit_params).labels_

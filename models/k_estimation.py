@@ -296,6 +296,35 @@ def _stadion(Z, ks, *, seed, n_init):
     return rows, ks[best]
 
 
+def stadion_of_partition(Z, labels, *, seed: int = 0, levels: int = STADION_LEVELS, runs: int = STADION_RUNS,
+                         sample_size: int | None = 10_000) -> float | None:
+    """Stadion of one given clustering of ``Z`` (e.g. a trained run's labels in its own
+    embedding): the reference partition is ``labels`` and its centres the clusters' means; the
+    score is the maximum over ε of B − W up to the crossing with the one-cluster path. This is
+    how a sweep scores each of its runs by ``stadion``. None with fewer than two clusters."""
+    Z = sel._as_matrix(Z).astype(np.float64)
+    labels = np.unique(np.asarray(labels), return_inverse=True)[1].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    if sample_size is not None and len(Z) > sample_size:
+        keep = np.sort(rng.choice(len(Z), size=sample_size, replace=False))
+        Z, labels = Z[keep], np.unique(labels[keep], return_inverse=True)[1].astype(np.int64)
+    k = int(labels.max()) + 1
+    if k < 2:
+        return None
+    centers = np.stack([Z[labels == c].mean(0) for c in range(k)])
+    noise_rng = np.random.default_rng(seed + 1)
+    scale = float(np.sqrt(Z.var(axis=0).mean())) or 1.0
+    eps = np.linspace(0.0, math.sqrt(Z.shape[1]), levels) * scale
+    noises = [noise_rng.uniform(-1.0, 1.0, size=Z.shape) for _ in range(runs)]
+    with threadpool_limits(limits=1):
+        one = np.zeros(len(Z), dtype=np.int64)
+        path_1 = 1.0 - _within_paths(Z, one, noises, eps, seed=seed + 104729, n_init=1)
+        path_k = (_stability_paths(Z, labels, centers, noises, eps)
+                  - _within_paths(Z, labels, noises, eps, seed=seed + 104729 * k, n_init=1))
+    limit = max(_crossing(np.stack([path_1, path_k])), 2)
+    return float(path_k[:limit].max())
+
+
 # -- dip test merging ----------------------------------------------------------------------------
 def dip_pvalue(x: np.ndarray) -> float:
     """p-value of Hartigan's dip test of unimodality of the 1-D sample ``x`` (the ``diptest``

@@ -245,6 +245,30 @@ def sizes_figure(sizes: Sequence[int], *, size: tuple[int, int] | None = None) -
     return fig
 
 
+def k_selection_figure(selection: Mapping, *, size: tuple[int, int] | None = None) -> Figure:
+    """The evidence of an estimated K (``KSelection.to_dict()``): the criterion against K with the
+    chosen K marked, and seed agreement (reproducibility, not the choice) beside it."""
+    table = list(selection["table"])
+    criterion, chosen = selection["criterion"], int(selection["chosen"])
+    ks = np.array([int(r["n_clusters"]) for r in table])
+    fig = _figure(size or (900, 380))
+    panels = [(criterion, f"{criterion} (chooses K)")]
+    if any(r.get("stability") is not None for r in table):
+        panels.append(("stability", "seed agreement (reproducibility)"))
+    for i, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        values = np.array([np.nan if r.get(key) is None else float(r[key]) for r in table])
+        ax.plot(ks, values, "-o", ms=4, color="tab:blue" if i == 0 else "tab:gray")
+        ax.axvline(chosen, color="tab:green", ls="--", lw=1, label=f"chosen K = {chosen}")
+        ax.set_xlabel("K")
+        ax.set_title(title, loc="left", fontsize=10)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=8)
+    return fig
+
+
 # -- examples of each cluster ------------------------------------------------------------------------
 
 @dataclass

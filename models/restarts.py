@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.base import clone
 
 from . import selection as sel
+from .k_estimation import stadion_of_partition
 from .training.device import resolve_seed
 
 TABLE_COLUMNS = ("n_clusters", "seed", "n_nonempty", *sel.CRITERIA, "selected")
@@ -34,13 +35,15 @@ def check_selection(selection: str) -> str:
 
 
 def evaluated_run(est, X, seed, *, labels=None, sample_size: int = sel.SILHOUETTE_SAMPLE,
-                  random_state=0) -> sel.Run:
+                  random_state=0, stadion: bool = False) -> sel.Run:
     """A fitted estimator as a :class:`~models.selection.Run` over ``X``, its embedding criteria
-    computed now (so the embedding itself need not be kept). ``labels`` defaults to ``labels_``."""
+    computed now (so the embedding itself need not be kept). ``labels`` defaults to ``labels_``.
+    ``stadion``: also its Stadion score (seconds of k-means fits; the sweeps' K criterion)."""
     labels = np.asarray(est.labels_ if labels is None else labels)
-    criteria = sel.internal_criteria(est.transform(X), labels, sample_size=sample_size,
-                                     random_state=random_state)
-    return sel.Run(int(est.n_clusters), labels, seed=seed, criteria=criteria)
+    embedding = est.transform(X)
+    criteria = sel.internal_criteria(embedding, labels, sample_size=sample_size, random_state=random_state)
+    criteria["stadion"] = stadion_of_partition(embedding, labels, seed=random_state) if stadion else None
+    return sel.Run(int(getattr(est, "n_clusters_", est.n_clusters)), labels, seed=seed, criteria=criteria)
 
 
 def choose_restart(runs: Sequence[sel.Run], X=None, selection: str = "stability", *,
@@ -78,7 +81,7 @@ def fit_restarts(est, X, *, callbacks=None, pretrained=None):
     for seed in seeds:
         one = clone(est).set_params(n_restarts=1, random_state=seed)
         one.fit(X, callbacks=callbacks, pretrained=pretrained)
-        runs.append(evaluated_run(one, X, seed))
+        runs.append(evaluated_run(one, X, seed, stadion=selection == "stadion"))
         fitted.append(one)
     chosen, table = choose_restart(runs, X, selection)
     for name, value in vars(fitted[chosen]).items():

@@ -22,6 +22,11 @@ Criteria, each computed per run and then averaged per K:
     seeded sample. Larger is better except for Davies–Bouldin.
 ``input_silhouette``, ``input_calinski_harabasz``, ``input_davies_bouldin``
     The same on the input data, one space shared by every run, so comparable across runs and K.
+``stadion``
+    Between-minus-within stability of the run's clustering in its own embedding
+    (``models.k_estimation.stadion_of_partition``, Mourer et al. 2023): unlike ``stability``, it
+    sees a K that is too small (a cluster that splits stably). The choice of K for the service's
+    sweeps; ``stability`` stays in the table as reproducibility.
 
 Choosing K (:func:`choose_k`): the K with the best mean criterion; values within a relative
 tolerance of the best count as ties, and ties go to the **largest** K — the rule of [1]_ (the
@@ -73,6 +78,7 @@ CRITERIA: dict[str, int] = {
     "silhouette": +1,
     "calinski_harabasz": +1,
     "davies_bouldin": -1,
+    "stadion": +1,
     "input_silhouette": +1,
     "input_calinski_harabasz": +1,
     "input_davies_bouldin": -1,
@@ -297,6 +303,11 @@ def build_table(runs: Sequence[Run], X=None, *, sample_size: int = SILHOUETTE_SA
             embedded = internal_criteria(run.embedding, run.labels, sample_size=sample_size,
                                          random_state=random_state)
         row.update(embedded)
+        row["stadion"] = run.criteria.get("stadion")
+        if row["stadion"] is None and run.embedding is not None and "stadion" not in run.criteria:
+            from .k_estimation import stadion_of_partition
+
+            row["stadion"] = stadion_of_partition(run.embedding, run.labels, seed=random_state)
         if X is not None:
             row.update(internal_criteria(X, run.labels, sample_size=sample_size,
                                          random_state=random_state, prefix="input_"))

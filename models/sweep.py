@@ -32,7 +32,8 @@ def sweep_k(X, method: str = "idec", n_clusters: Iterable[int] = range(2, 11), s
     seeds : iterable of int, default=(0, 1, 2)
         One run per K and seed. ``stability`` needs at least two seeds.
     selection : str, default="stability"
-        The criterion that picks K (see :mod:`models.selection`): ``"stability"``,
+        The criterion that picks K (see :mod:`models.selection`): ``"stability"``, ``"stadion"``
+        (between-minus-within stability of each run, which also sees a K too small),
         ``"silhouette"``, ``"calinski_harabasz"``, ``"davies_bouldin"`` or their ``input_``
         forms. The chosen run of that K is the medoid of its seeds by pairwise ARI.
     reuse_pretrained : bool, default=True
@@ -88,7 +89,7 @@ def sweep_k(X, method: str = "idec", n_clusters: Iterable[int] = range(2, 11), s
                 pretrained = getattr(est, "pretrained_state_", None)
             labels = est.predict(X) if subsample is not None else est.labels_
             runs.append(evaluated_run(est, X, seed, labels=labels, sample_size=sample_size,
-                                      random_state=random_state))
+                                      random_state=random_state, stadion=selection == "stadion"))
     table = [table_row(row) for row in
              sel.select(runs, X, selection, sample_size=sample_size, random_state=random_state).table]
     if as_frame:

@@ -99,6 +99,17 @@ class JobReporter(Callback):
         self.cancelled = bool(row[0])
         return self.cancelled
 
+    def on_k_selected(self, selection) -> None:
+        """n_clusters "auto": the job's K and its evidence, as soon as they are known."""
+        log.info("job %s: K = %d estimated without labels (%s over K in %d..%d)", self.job_id, selection.chosen,
+                 selection.criterion, selection.table[0]["n_clusters"], selection.table[-1]["n_clusters"])
+        try:
+            self._write(n_clusters=int(selection.chosen), k_selection=selection.to_dict())
+        except Exception as exc:  # the results write them again
+            if not is_infrastructure(exc):
+                raise
+            self._unreachable(exc)
+
     def checkpoint_due(self) -> bool:
         """Only every ``checkpoint_interval_seconds``: in between the loop does not copy the model
         to the host at all."""

@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 from sqlalchemy import delete, insert
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from deepclust.app.core import joblog, jobstate, results, sweepstate
 from deepclust.app.core.db import engine_for, new_session, utcnow
@@ -32,13 +32,16 @@ from deepclust.app.core.tables import (
     Dataset,
     Job,
     JobHistory,
+    Sweep,
+    SweepJob,
 )
 from deepclust.models import DeepClusterer, TrainingCancelled, load_checkpoint
+from deepclust.models.k_estimation import stadion_of_partition
 from deepclust.models.metrics import clustering_report
 from deepclust.worker import environment
 from deepclust.worker.encode import Encoded, encode
 from deepclust.worker.failures import is_infrastructure, job_error, retry_while_unreachable
-from deepclust.worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
+from deepclust.worker.reporting import PHASE_SPANS, JobReporter
 
 log = logging.getLogger(__name__)
 RETRY = "retry"  # the attempt ended for the infrastructure's reason: requeue it, not fail it
@@ -77,8 +80,9 @@ def _execute(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
 
 def _log_start(job: Job, dataset: Dataset | None, resume: dict | None, settings: Settings) -> None:
     device = settings.device if job.device == "auto" else job.device
-    log.info("job %s: attempt %d: %s with K=%d on dataset %s (%s), device %s, seed %d", job.id, job.attempts,
-             job.method, job.n_clusters, job.dataset_id,
+    k = f"K estimated in {job.k_range[0]}..{job.k_range[1]}" if job.k_range is not None else f"K={job.n_clusters}"
+    log.info("job %s: attempt %d: %s with %s on dataset %s (%s), device %s, seed %d", job.id, job.attempts,
+             job.method, k, job.dataset_id,
              f"{dataset.n_samples} samples of shape {dataset.sample_shape}" if dataset else "gone", _device(device),
              job.seed)
     try:
@@ -110,7 +114,7 @@ def _attempt(job: Job, dataset: Dataset | None, resume: dict | None, settings: S
             pretrained = retry_while_unreachable(lambda: _pretrained(engine, job), "reading the pretrained model",
                                                  settings.db_retry_seconds)
             estimator.fit(X, callbacks=[reporter], pretrained=pretrained, resume_from=resume)
-            _warn_of_empty_clusters(job.id, estimator.labels_, job.n_clusters)
+            _log_result_health(job, estimator)
             reporter.enter_phase("finalize")
             if _store_results(engine, job, reporter, estimator, X, y_true, settings, encoded):
                 return SUCCEEDED, {}
@@ -229,13 +233,12 @@ def _start_history(session: Session, job: Job, store) -> dict | None:
     return resume
 
 
-def _warn_of_empty_clusters(job_id: str, labels: np.ndarray, n_clusters: int) -> None:
-    """Say in the job's log when fewer clusters than asked for have samples: data with fewer
-    distinct points than K, or a method whose loss lets clusters empty (DECS)."""
-    used = len(np.unique(labels))
-    if used < n_clusters:
-        log.warning("job %s: only %d of the %d clusters have samples; the others ended empty (see cluster_sizes "
-                    "in the metrics)", job_id, used, n_clusters)
+def _log_result_health(job: Job, est: DeepClusterer) -> None:
+    """Say in the job's log what the job's ``warnings`` say (the estimated K, a restored state,
+    clusters that ended empty or one that holds most samples), and the result's health."""
+    for warning in est.warnings_:
+        log.warning("job %s: %s: %s", job.id, warning["code"], warning["message"])
+    log.info("job %s: result health %s", job.id, json.dumps(est.health_, sort_keys=True))
 
 
 def _estimator(job: Job, dataset: Dataset, settings: Settings) -> DeepClusterer:
@@ -243,8 +246,17 @@ def _estimator(job: Job, dataset: Dataset, settings: Settings) -> DeepClusterer:
     # The canonical array is float32; 8-bit sources keep the pixel scaling they would have had.
     # (An encoder's embeddings are features: its own preprocessing scaled the pixels.)
     scaling = "divide255" if dataset.source_dtype == "uint8" and job.encoder_id is None else "auto"
-    return DeepClusterer(job.method, job.n_clusters, random_state=job.seed, device=device, scaling=scaling,
-                         **job.params)
+    k = {"n_clusters": "auto", "k_range": tuple(job.k_range)} if job.k_range is not None else {"n_clusters": job.n_clusters}
+    return DeepClusterer(job.method, random_state=job.seed, device=device, scaling=scaling,
+                         guard=job.guard or "restore", **k, **job.params)
+
+
+def _sweep_selection(engine, job_id: str) -> str | None:
+    """The selection criterion of the sweep this job is a grid point of, if any."""
+    with new_session(engine) as session:
+        link = session.exec(select(SweepJob).where(SweepJob.job_id == job_id)).first()
+        sweep = session.get(Sweep, link.sweep_id) if link is not None else None
+        return sweep.selection if sweep is not None else None
 
 
 def _pretrained(engine, job: Job) -> DeepClusterer | None:
@@ -263,8 +275,12 @@ def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, 
                    settings: Settings, encoded: Encoded | None = None) -> bool:
     """Everything a succeeded job has, in one transaction; False if the job is no longer ours. The
     transaction is retried while the database is unreachable (the heartbeat keeps the job ours)."""
+    job.n_clusters = est.n_clusters_  # the estimate, when n_clusters was "auto"
     report = clustering_report(est.transform(X), est.labels_, y_true, n_clusters=job.n_clusters,
                                random_state=job.seed)
+    k_selection = est.k_selection_.to_dict() if est.k_selection_ is not None else None
+    if _sweep_selection(engine, job.id) == "stadion":  # its sweep chooses K by each run's Stadion score
+        report["internal"]["stadion"] = stadion_of_partition(est.transform(X), est.labels_, seed=job.seed)
     weights, manifest = est.to_bytes()
     model_id = new_id("mdl")
 
@@ -272,7 +288,8 @@ def _store_results(engine, job: Job, reporter: JobReporter, est: DeepClusterer, 
         with new_session(engine) as session:
             if not jobstate.update_owned(
                     session, job.id, job.attempts, commit=False, status=SUCCEEDED, model_id=model_id,
-                    finished_at=utcnow(), heartbeat_at=None, phase="finalize",
+                    finished_at=utcnow(), heartbeat_at=None, phase="finalize", n_clusters=job.n_clusters,
+                    k_selection=k_selection, warnings=est.warnings_, health=est.health_,
                     progress={**reporter.progress, "epoch": 1, "fraction": PHASE_SPANS["finalize"][1]}):
                 session.rollback()
                 return False

@@ -28,7 +28,7 @@ from deepclust.app.cli.common import (
     wants_json,
 )
 from deepclust.app.client import Client, Job
-from deepclust.app.client.progress import detail, stage
+from deepclust.app.client.progress import detail, stage, warning_lines
 
 app = typer.Typer(help="Start, follow, inspect, cancel and delete clustering jobs.", no_args_is_help=True)
 
@@ -60,7 +60,11 @@ def summarize(client: Client, job: dict) -> int:
         metrics = client._json("GET", f"/v1/jobs/{job['id']}/metrics")
         scores = {**(metrics.get("external") or {}), "silhouette": metrics["internal"].get("silhouette")}
         shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if v is not None)
-        err.print(f"[green]job {job['id']} succeeded{took}[/]: model {job['model_id']}; {shown}", highlight=False)
+        k = " (K estimated)" if job.get("k_selection") else ""
+        err.print(f"[green]job {job['id']} succeeded{took}[/]: model {job['model_id']}; K {job['n_clusters']}{k}; "
+                  f"{shown}", highlight=False)
+        for line in warning_lines(job):
+            err.print(f"  [yellow]warning[/] {line}", highlight=False)
         return 0
     if job["status"] == "failed":
         error = job.get("error") or {}
@@ -90,7 +94,9 @@ def follow(client: Client, job: Job) -> dict:
 def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster (deepclust datasets list).")],
           method: Annotated[str, typer.Option("--method", "-m", help="kmeans, dec, idec, cdc, dccf, ... "
                                                                      "(deepclust methods)")],
-          n_clusters: Annotated[int, typer.Option("--n-clusters", "-k", metavar="K", help="Number of clusters K.")],
+          n_clusters: Annotated[str, typer.Option("--n-clusters", "-k", metavar="K",
+                                                  help="Number of clusters K, or auto: estimated after "
+                                                       "pretraining, without labels (see --k-range).")],
           param: Annotated[Optional[list[str]], typer.Option("--param", "-p", metavar="KEY=VALUE",
                                                              help="A method param; repeat for more. VALUE is "
                                                                   "JSON (1500, [128,128], true) or text.")] = None,
@@ -104,15 +110,21 @@ def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster
           encoder: Annotated[Optional[str], typer.Option(metavar="ENCODER_ID", help="Embed the images with this "
                                                          "encoder first (deepclust encoders list); the method "
                                                          "clusters the embeddings.")] = None,
+          k_range: Annotated[Optional[str], typer.Option("--k-range", metavar="MIN,MAX",
+                                                         help="With -k auto: the K's considered (default 2,30).")] = None,
+          guard: Annotated[Optional[str], typer.Option(help="restore (default): a clustering that degenerates "
+                                                       "ends on its last healthy state; warn; off.")] = None,
           wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow it with a progress bar until it ends "
                                                                   "(Ctrl-C offers to cancel it).")] = False,
           api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
     """Start a clustering job."""
     params, pretrain_block = parse_assignments(param, "--param"), parse_assignments(pretrain, "--pretrain")
     with connect(api, key) as client:
-        job = client.start_job(dataset_id, method, n_clusters, params=params, pretrain=pretrain_block or None,
+        k = n_clusters if n_clusters == "auto" else _int_option(n_clusters, "--n-clusters")
+        bounds = tuple(_int_option(v, "--k-range") for v in k_range.split(",")) if k_range else None
+        job = client.start_job(dataset_id, method, k, params=params, pretrain=pretrain_block or None,
                                seed=seed, name=name, device=device, pretrained_from=pretrained_from,
-                               encoder=encoder)
+                               encoder=encoder, k_range=bounds, guard=guard)
         if not wait:
             emit(job.resource, as_json, lambda: fields(job.resource, ("id", "status", "method", "n_clusters",
                                                                       "params", "pretrain", "dataset_id")))
@@ -122,6 +134,13 @@ def start(dataset_id: Annotated[str, typer.Argument(help="The dataset to cluster
             print_json(final)
             raise typer.Exit(0 if final["status"] == "succeeded" else 1)
         raise typer.Exit(summarize(client, follow(client, job)))
+
+
+def _int_option(value: str, option: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an integer", param_hint=option) from None
 
 
 class SortKey(str, Enum):

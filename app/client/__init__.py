@@ -261,11 +261,16 @@ class Client:
         self.request("DELETE", f"/v1/encoders/{encoder_id}")
 
     # -- jobs -------------------------------------------------------------------------------------
-    def start_job(self, dataset_id: str, method: str, n_clusters: int, params: dict | None = None,
+    def start_job(self, dataset_id: str, method: str, n_clusters: int | str, params: dict | None = None,
                   pretrain: dict | None = None, seed: int | None = None, *, name: str | None = None,
                   device: str | None = None, pretrained_from: str | None = None,
-                  encoder: str | None = None) -> "Job":
+                  encoder: str | None = None, k_range: tuple[int, int] | None = None,
+                  guard: str | None = None) -> "Job":
         """Start a clustering job; returns a ``Job`` to ``wait()`` on.
+
+        ``n_clusters="auto"``: the job estimates K after pretraining, over ``k_range`` (default
+        ``(2, 30)``). ``guard``: ``"restore"`` (default), ``"warn"`` or ``"off"``, what the job does
+        when its clustering degenerates (empty clusters, one cluster over half of the data).
 
         ``params`` are the method's own (``methods()`` lists them); pretraining settings go in
         ``pretrain`` (e.g. ``{"epochs": 50, "batch_size": 256}``). ``encoder``: an encoder's id
@@ -274,7 +279,8 @@ class Client:
         body: dict[str, Any] = {"dataset_id": dataset_id, "method": method, "n_clusters": n_clusters,
                                 "params": dict(params or {})}
         optional = {"pretrain": pretrain, "seed": seed, "name": name, "device": device,
-                    "pretrained_from": pretrained_from, "encoder": encoder}
+                    "pretrained_from": pretrained_from, "encoder": encoder, "guard": guard,
+                    "k_range": list(k_range) if k_range is not None else None}
         body.update({k: v for k, v in optional.items() if v is not None})
         return Job(self, self._json("POST", "/v1/jobs", json=body))
 
@@ -423,6 +429,18 @@ class Job:
         return self.resource["status"]
 
     @property
+    def warnings(self) -> list[dict]:
+        """``{code, message, details}`` of what a user without labels should know about the result
+        (``clusters_emptied``, ``cluster_dominant``, ``restored``, ``k_estimated``), as last fetched."""
+        return list(self.resource.get("warnings") or [])
+
+    @property
+    def health(self) -> dict | None:
+        """The result's label-free health once succeeded (non-empty clusters, the largest one's
+        share, the size entropy, what the guard did), as last fetched."""
+        return self.resource.get("health")
+
+    @property
     def model_id(self) -> str | None:
         """The job's model once it has succeeded (fetched again if not known yet)."""
         if self.resource.get("model_id") is None and self.status not in FINISHED:
@@ -437,7 +455,8 @@ class Job:
              raise_on_failure: bool = False, console: Any = None) -> dict:
         """Block until the job has ended; returns the final job resource.
 
-        ``progress`` shows a bar (phase, epoch, loss, ETA). ``timeout`` raises ``TimeoutError``
+        ``progress`` shows a bar (phase, epoch, loss, ETA), then the job's warnings, one line each
+        (also in ``job.warnings`` and the returned resource). ``timeout`` raises ``TimeoutError``
         (the job keeps running). ``raise_on_failure`` raises ``JobFailed`` carrying the job's error
         when it failed or was cancelled.
         """
@@ -455,10 +474,15 @@ class Job:
 
         interrupted = threading.Event()
         if progress:
-            from deepclust.app.client.progress import follow  # rich, only when a bar is wanted
+            from deepclust.app.client.progress import follow, warning_lines  # rich, only when a bar is wanted
 
             with _ctrl_c_between_polls(interrupted):
                 follow(states(), console=console)
+            if console is None:  # the CLI passes its console and prints them in its own summary
+                from rich.console import Console
+
+                for line in warning_lines(self.resource):  # never shown as a plain success with these
+                    Console(stderr=True).print(f"[yellow]warning[/] {line}", highlight=False)
         else:
             for _ in states():
                 pass

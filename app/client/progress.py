@@ -48,6 +48,12 @@ def detail(job: dict) -> str:
     return "  ".join(parts)
 
 
+def warning_lines(job: dict) -> list[str]:
+    """One line per warning of a job (API 1.2 ``warnings``): the estimated K, a restored state,
+    clusters that ended empty or one that holds most samples."""
+    return [f"{w['code']}: {w['message']}" for w in job.get("warnings") or []]
+
+
 def follow(states: Iterable[dict], console: Console | None = None) -> dict | None:
     """Show a bar while iterating over successive resources of one job; returns the last one."""
     last = None

@@ -150,7 +150,7 @@ def compute_result(session: Session, store: ArtifactStore, sweep: Sweep,
         metrics = session.get(Metrics, job.id)
         internal = (metrics.internal if metrics else None) or {}
         runs.append(selection.Run(link.n_clusters, labels, seed=link.seed, key=job.id,
-                                  criteria={name: internal.get(name) for name in selection.INTERNAL}))
+                                  criteria={name: internal.get(name) for name in (*selection.INTERNAL, "stadion")}))
         external.append(metrics.external if metrics else None)
     dataset = session.get(Dataset, sweep.dataset_id)
     X = open_array(store.local_path(dataset.data_key)) if dataset and store.exists(dataset.data_key) else None

@@ -101,6 +101,15 @@ class Job(SQLModel, table=True):
     # reuse its seed's pretrained autoencoder); app/core/sweepstate.py releases it.
     waits_for: Optional[str] = Field(default=None, index=True)
     error: Optional[dict] = Field(default=None, sa_type=JSON)
+    # The guard against degenerate clusterings: restore | warn | off (None: a job made before it).
+    guard: Optional[str] = None
+    # Set when K is estimated ("n_clusters": "auto"): [min, max]; n_clusters is then the chosen K
+    # once k_selection ({criterion, chosen, table}) is written, k_range's max before.
+    k_range: Optional[list] = Field(default=None, sa_type=JSON)
+    k_selection: Optional[dict] = Field(default=None, sa_type=JSON)
+    # Written with the results: [{code, message, details}] and the result's label-free health.
+    warnings: Optional[list] = Field(default=None, sa_type=JSON)
+    health: Optional[dict] = Field(default=None, sa_type=JSON)
     model_id: Optional[str] = None
     checkpoint_key: Optional[str] = None
     created_at: datetime = created_at()

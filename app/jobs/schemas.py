@@ -24,11 +24,20 @@ JOB_OUT_EXAMPLE = {
                "alpha": 1.0, "maxiter": 1500, "update_interval": 140, "tol": 0.001, "batch_size": 256,
                "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "kl_reduction": "batchmean"},
     "pretrain": {"epochs": 50, "batch_size": 128, "optimizer": "adam", "lr": 0.001, "momentum": 0.9},
-    "pretrained_from": None, "seed": 0, "device": "auto", "max_runtime_s": None, "status": "running",
-    "phase": "pretrain",
+    "pretrained_from": None, "seed": 0, "device": "auto", "max_runtime_s": None, "guard": "restore",
+    "status": "running", "phase": "pretrain",
     "progress": {"epoch": 11, "epochs": 50, "fraction": 0.11, "loss": 0.0252, "label_change": None},
     "attempts": 1, "error": None, "model_id": None, "created_at": "2026-11-23T20:58:01Z",
-    "started_at": "2026-11-23T20:58:02Z", "finished_at": None}
+    "started_at": "2026-11-23T20:58:02Z", "finished_at": None, "warnings": []}
+HEALTH_EXAMPLE = {"nonempty_clusters": 10, "largest_cluster_fraction": 0.113, "size_entropy": 0.998,
+                  "guard": "restored", "restored_epoch": 12}
+K_SELECTION_EXAMPLE = {"criterion": "stadion", "chosen": 10, "table": [
+    {"n_clusters": 9, "stadion": 0.171, "stadion_between": 0.68, "stadion_within": 0.509, "stability": 0.91},
+    {"n_clusters": 10, "stadion": 0.187, "stadion_between": 0.68, "stadion_within": 0.493, "stability": 0.87}]}
+WARNINGS_EXAMPLE = [{"code": "restored", "message": "the finetune phase degenerated after epoch 13 (clusters_emptied); "
+                                                    "the result is its last healthy state, after epoch 12",
+                     "details": {"phase": "finetune", "epoch": 12, "degenerated_epoch": 13,
+                                 "codes": ["clusters_emptied"]}}]
 METRICS_EXAMPLE = {"cluster_sizes": [178, 182, 177, 183, 181, 182, 181, 179, 174, 180],
                    "internal": {"silhouette": 0.682, "calinski_harabasz": 3762.7, "davies_bouldin": 0.483},
                    "external": {"acc": 0.707, "nmi": 0.749, "ari": 0.628}}
@@ -39,10 +48,21 @@ class JobCreate(BaseModel):
 
     dataset_id: str = Field(description="The dataset to cluster.")
     method: str = Field(description="A method of GET /v1/methods: kmeans, dec, idec, ...")
-    # The minimum is documented, and checked with the maximum (the dataset's n_samples) by the
-    # service, which answers invalid_n_clusters for both.
-    n_clusters: int = Field(description="Number of clusters K, 2 <= K <= n_samples.",
-                            json_schema_extra={"minimum": 2})
+    # Checked with the maximum (the dataset's n_samples) by the service, which answers
+    # invalid_n_clusters for both.
+    n_clusters: int | Literal["auto"] = Field(
+        description="Number of clusters K, 2 <= K <= n_samples; or \"auto\": after pretraining the job estimates K in "
+                    "the embedding without labels (the K criterion `stadion`, over `k_range`), then trains at that K "
+                    "(an addition of API 1.2).")
+    k_range: list[int] | None = Field(
+        None, min_length=2, max_length=2,
+        description="With n_clusters \"auto\": [min, max] of the K's considered, default [2, 30], bounded by "
+                    "n_samples - 1 (an addition of API 1.2).")
+    guard: Literal["restore", "warn", "off"] = Field(
+        "restore", description="The guard against degenerate clusterings (API 1.2): after each epoch of a clustering "
+        "phase, fewer than K clusters holding samples, or one cluster over half of them (K > 2), ends the phase on "
+        "the last healthy state it passed through (`restore`), or is only reported (`warn`); `off` does not look. "
+        "What it did is in the job's `warnings` and `health`.")
     params: dict[str, Any] = Field(default_factory=dict, description="The method's own params (its `params_schema` "
                                    "in GET /v1/methods; unknown keys are refused, defaults are the paper's).")
     pretrain: dict[str, Any] | None = Field(
@@ -100,7 +120,8 @@ class JobOut(BaseModel):
     dataset_id: str = Field(description="The dataset it clusters.")
     name: str | None = Field(description="The name given at creation.")
     method: str = Field(description="The method (GET /v1/methods).")
-    n_clusters: int = Field(description="Number of clusters K.")
+    n_clusters: int | None = Field(description="Number of clusters K: the one asked for, or the one estimated "
+                                               "(n_clusters \"auto\"); null while it is being estimated.")
     params: dict[str, Any] = Field(description="The method's params, defaults filled in.")
     pretrain: dict[str, Any] | None = Field(description="The pretraining settings, defaults filled in; null for a "
                                                         "method without pretraining.")
@@ -123,6 +144,26 @@ class JobOut(BaseModel):
     created_at: datetime = Field(description="When it was created (UTC).")
     started_at: datetime | None = Field(description="When a worker first took it.")
     finished_at: datetime | None = Field(description="When it ended.")
+    guard: Literal["restore", "warn", "off"] | None = Field(
+        None, description="The guard it runs with (null for a job made before there was one).")
+    k_range: list[int] | None = Field(None, description="The K's considered when K is estimated (n_clusters "
+                                                        "\"auto\"); null when K was given.")
+    k_selection: dict[str, Any] | None = Field(
+        None, description="When K was estimated: `{criterion, chosen, table: [{n_clusters, <criterion>, ..., "
+                          "stability}]}` (stability: seed agreement, reproducibility, not the choice); GET "
+                          "/v1/jobs/{id}/plots/k_selection.png draws it.", examples=[K_SELECTION_EXAMPLE])
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="What a user without labels should know about the result, `{code, message, details}`: "
+                    "`clusters_emptied` (fewer than K clusters hold samples), `cluster_dominant` (one cluster holds "
+                    "more than half of the samples, K > 2), `restored` (the guard replaced the final state by an "
+                    "earlier healthy one; details name the phase and epoch), `k_estimated` (K was chosen by the "
+                    "service; details have the criterion and its table). A job with warnings still succeeds.",
+        examples=[WARNINGS_EXAMPLE])
+    health: dict[str, Any] | None = Field(
+        None, description="Once succeeded: `{nonempty_clusters, largest_cluster_fraction, size_entropy (of the "
+                          "cluster sizes, divided by log K), guard: restored|warned|off|null, restored_epoch?}`.",
+        examples=[HEALTH_EXAMPLE])
     metrics: dict[str, float | int | None] | None = Field(
         None, description="In the jobs list (GET /v1/jobs), once succeeded: a summary of its stored metrics for "
                           "comparing runs: `acc` and `nmi` when the dataset has labels, `silhouette` (null where "
@@ -136,6 +177,9 @@ class JobOut(BaseModel):
         data["metrics"] = metrics
         data["encoder"] = row.encoder_id
         data["progress"] = row.progress or {}
+        data["warnings"] = row.warnings or []
+        if row.k_range is not None and row.k_selection is None:
+            data["n_clusters"] = None  # being estimated: the row holds k_range's max until K is chosen
         data["params"], data["pretrain"] = pretrain.split(row.params)
         return cls.model_validate(data)
 

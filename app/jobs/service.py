@@ -40,19 +40,17 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
     if body.encoder is not None:  # the method sees the encoder's embeddings: features of width D
         dataset = encoded_view(session, tenant, dataset, body.encoder, body.method)
     method = method_for(dataset, body.method)
-    if not 2 <= body.n_clusters <= dataset.n_samples:
-        raise INVALID_N_CLUSTERS(f"n_clusters must be between 2 and the number of samples "
-                                 f"({dataset.n_samples}); got {body.n_clusters}.", n_clusters=body.n_clusters,
-                                 n_samples=dataset.n_samples)
+    n_clusters, k_range = checked_k(body, dataset, method)
     params = validated_params(method, dataset, body.params, body.pretrain)
     if memory_budget is not None:
-        check_job_budget(params, dataset.n_samples, dataset.n_features, body.n_clusters, memory_budget)
+        check_job_budget(params, dataset.n_samples, dataset.n_features, n_clusters, memory_budget)
     if body.pretrained_from is not None:
         check_pretrained_source(session, tenant, body.pretrained_from, dataset.id, params)
 
     job = Job(id=new_id("job"), tenant_id=tenant, dataset_id=dataset.id, name=body.name, method=method.name,
-              n_clusters=body.n_clusters, params=params, pretrained_from=body.pretrained_from, seed=body.seed,
-              device=body.device, max_runtime_s=body.max_runtime_s, encoder_id=body.encoder)
+              n_clusters=n_clusters, params=params, pretrained_from=body.pretrained_from, seed=body.seed,
+              device=body.device, max_runtime_s=body.max_runtime_s, encoder_id=body.encoder, guard=body.guard,
+              k_range=k_range)
     session.add(job)
     session.commit()
     try:
@@ -63,6 +61,33 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
         raise BROKER_UNAVAILABLE("The job queue (broker) is not answering; nothing was "
                                  "created, try again shortly.", {"reason": str(exc)}) from None
     return job
+
+
+DEFAULT_K_RANGE = [2, 30]
+
+
+def checked_k(body: JobCreate, dataset: Dataset, method: MethodInfo) -> tuple[int, list[int] | None]:
+    """``(n_clusters, k_range)`` of a job: K as given (k_range None), or for "auto" the range of
+    K's to estimate it from, bounded by n_samples - 1, with n_clusters its largest until chosen."""
+    n = dataset.n_samples
+    if body.n_clusters != "auto":
+        if body.k_range is not None:
+            raise INVALID_N_CLUSTERS("k_range is for n_clusters \"auto\"; with a given K leave it out.",
+                                     n_clusters=body.n_clusters, k_range=body.k_range)
+        if not 2 <= body.n_clusters <= n:
+            raise INVALID_N_CLUSTERS(f"n_clusters must be between 2 and the number of samples "
+                                     f"({n}); got {body.n_clusters}.", n_clusters=body.n_clusters, n_samples=n)
+        return body.n_clusters, None
+    lo, hi = body.k_range if body.k_range is not None else DEFAULT_K_RANGE
+    hi = min(hi, n - 1)
+    if lo < 2 or lo > hi:
+        raise INVALID_N_CLUSTERS(f"k_range must be [min, max] with 2 <= min <= max, max bounded by n_samples - 1 "
+                                 f"({n - 1}); got {body.k_range}.", k_range=body.k_range, n_samples=n)
+    if method.name == "ae_dac":
+        raise INVALID_N_CLUSTERS("n_clusters \"auto\" is not available for ae_dac: its pretrained network has one "
+                                 "output per cluster, so K must be known before pretraining. Give n_clusters.",
+                                 method=method.name)
+    return hi, [lo, hi]
 
 
 def method_for(dataset: Dataset, name: str) -> MethodInfo:

@@ -15,6 +15,7 @@ from deepclust.app.errors import (
     MALFORMED_REQUEST,
     MODEL_DELETED,
     NOT_IMAGES,
+    NO_K_SELECTION,
     NO_LABELS,
     PLOTTING_UNAVAILABLE,
     PLOT_NOT_FOUND,
@@ -22,7 +23,7 @@ from deepclust.app.errors import (
 from deepclust.app.http.openapi import TENANT, errors
 
 router = APIRouter(prefix="/v1/jobs", tags=["plots"], responses=TENANT)
-_ERRORS = errors(MALFORMED_REQUEST, JOB_NOT_FOUND, PLOT_NOT_FOUND, JOB_NOT_SUCCEEDED, NO_LABELS, NOT_IMAGES,
+_ERRORS = errors(MALFORMED_REQUEST, JOB_NOT_FOUND, PLOT_NOT_FOUND, JOB_NOT_SUCCEEDED, NO_LABELS, NOT_IMAGES, NO_K_SELECTION,
                  MODEL_DELETED, DATASET_DELETED, DATABASE_UNAVAILABLE, PLOTTING_UNAVAILABLE)
 # A 1×1 transparent PNG, as the document's example of an image answer.
 _PNG_EXAMPLE = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
@@ -30,7 +31,9 @@ _PNG_EXAMPLE = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPh
 Projection = Literal["pca", "tsne"]
 _DESCRIPTION = (f"`name` is one of {', '.join(plots.PLOTS)}. `history` is there while the job runs; the others once it has "
                 "succeeded (409 before), `confusion` only when the dataset has labels and `examples` only for "
-                "images (409 otherwise). Computed once per finished job and cached. `projection` chooses the "
+                "images (409 otherwise), `k_selection` (the evidence of an estimated K: the criterion and seed "
+                "agreement against K) once the job has estimated its K (n_clusters \"auto\"; 409 `no_k_selection` "
+                "otherwise). Computed once per finished job and cached. `projection` chooses the "
                 "embedding map's 2-D projection: PCA, or t-SNE on a seeded sample of at most 10 000 points.")
 
 

@@ -23,6 +23,7 @@ from deepclust.app.errors import (
     JOB_NOT_SUCCEEDED,
     MODEL_DELETED,
     NOT_IMAGES,
+    NO_K_SELECTION,
     NO_LABELS,
     PLOTTING_UNAVAILABLE,
     PLOT_NOT_FOUND,
@@ -32,7 +33,7 @@ from deepclust.app.tenancy.ownership import owned
 from deepclust.app.trained_models.predict import ModelCache
 from deepclust.models import DeepClusterer, plotting
 
-PLOTS = ("history", "embedding", "sizes", "examples", "confusion")
+PLOTS = ("history", "embedding", "sizes", "examples", "confusion", "k_selection")
 PROJECTIONS = ("pca", "tsne")
 MAP_MAX_POINTS = 10_000     # rows of the dataset drawn (and embedded) for the embedding map
 EXAMPLES_PER_CLUSTER = 8
@@ -113,6 +114,12 @@ def check_available(session: Session, job: Job, name: str) -> None:
     """409 where API.md says so: history any time, the rest once succeeded and where they apply."""
     if name == "history":
         return
+    if name == "k_selection":
+        if job.k_selection is None:
+            raise NO_K_SELECTION(f"Job {job.id} " + ("was given its K, so there is no estimate to draw."
+                                                     if job.k_range is None else "has not estimated its K yet."),
+                                 {"plot": name})
+        return
     if job.status != SUCCEEDED:
         raise JOB_NOT_SUCCEEDED(f"Job {job.id} is {job.status}; the {name} plot exists once it has "
                                 "succeeded (the history plot is there while it runs).", {"status": job.status})
@@ -142,6 +149,8 @@ def _prepare(session: Session, store: ArtifactStore, models: ModelCache, job: Jo
     the numbers and how to draw them and touches no database."""
     if name == "history":
         return partial(_history, history_rows(session, job.id))
+    if name == "k_selection":
+        return partial(_k_selection, dict(job.k_selection))
     if name == "sizes":
         return partial(_sizes, results.metrics(session, job.id).cluster_sizes)
     labels, confidence = _assignments(session, job.id)
@@ -154,6 +163,10 @@ def _prepare(session: Session, store: ArtifactStore, models: ModelCache, job: Jo
         X = _encoded_array(store, job)
     return partial(_embedding, X, labels, results.centroids(session, job.id).values, _model(session, models, job),
                    job.n_clusters, job.seed, projection)
+
+
+def _k_selection(selection: dict):
+    return selection, partial(plotting.k_selection_figure, selection)
 
 
 def _history(rows: list[dict]):

@@ -11,7 +11,7 @@ from deepclust.app.jobs.schemas import JobErrorOut
 
 SWEEP_EXAMPLE = {"dataset_id": "ds_0123456789abcdef01234567", "method": "idec", "params": {},
                  "pretrain": {"epochs": 50}, "n_clusters": [5, 6, 7, 8, 9, 10, 11, 12], "seeds": [0, 1, 2],
-                 "selection": "stability"}
+                 "selection": "stadion"}
 
 
 class ClusterRange(BaseModel):
@@ -32,8 +32,11 @@ class SweepCreate(BaseModel):
         description="The K's: a list, a range {'min': 5, 'max': 15, 'step': 1} (max included) or one K.")
     seeds: list[int] | None = Field(None, max_length=100, description="One job per K and seed. Default [0, 1, 2].")
     n_restarts: int | None = Field(None, ge=1, le=100, description="Instead of seeds: seeds 0 .. n_restarts-1.")
-    selection: str = Field("stability", description="The criterion that picks K: stability (default), silhouette, "
-                           "calinski_harabasz, davies_bouldin, or input_ + one of the last three.")
+    selection: str = Field("stadion", description="The criterion that picks K: stadion (default: between-minus-"
+                           "within stability of each run in its embedding, Mourer et al. 2023, which also sees a K "
+                           "that is too small), stability (seed agreement: mean pairwise ARI between the seeds of a "
+                           "K; always in the table, as reproducibility), silhouette, calinski_harabasz, "
+                           "davies_bouldin, or input_ + one of the last three.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="Where the jobs train.")
     name: str | None = Field(None, max_length=200, description="A name for the sweep.")
 
@@ -71,14 +74,14 @@ class SweepOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "swp_0123456789abcdef01234567", "dataset_id": "ds_0123456789abcdef01234567", "name": None,
         "method": "idec", "params": {}, "pretrain": {"epochs": 50}, "n_clusters": [9, 10, 11], "seeds": [0, 1],
-        "selection": "stability", "status": "succeeded",
+        "selection": "stadion", "status": "succeeded",
         "progress": {"fraction": 1.0, "total": 6, "queued": 0, "running": 0, "succeeded": 6, "failed": 0,
                      "cancelled": 0},
         "job_ids": ["job_0123456789abcdef01234567"], "result": {
             "recommended": {"n_clusters": 10, "job_id": "job_0123456789abcdef01234567", "seed": 0,
                             "model_id": "mdl_0123456789abcdef01234567"},
             "table": [{"n_clusters": 10, "seed": 0, "job_id": "job_0123456789abcdef01234567", "silhouette": 0.41,
-                       "calinski_harabasz": 812.5, "davies_bouldin": 0.93, "stability": 0.97, "selected": True}]},
+                       "calinski_harabasz": 812.5, "davies_bouldin": 0.93, "stadion": 0.41, "stability": 0.97, "selected": True}]},
         "error": None, "created_at": "2026-11-23T21:00:00Z", "finished_at": "2026-11-23T21:20:00Z"}]})
 
     id: str = Field(description="The sweep's id.")

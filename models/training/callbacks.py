@@ -23,6 +23,10 @@ class Callback:
         ``label_change`` the fraction that changed since the phase's previous labels (None if
         it has none). The library never sees true labels: a receiver that has them scores here."""
 
+    def on_k_selected(self, selection) -> None:
+        """``n_clusters="auto"``: K was estimated after pretraining (a ``models.KSelection``:
+        ``criterion``, ``chosen``, ``table``); training goes on at ``selection.chosen``."""
+
     def should_stop(self) -> bool:
         """Polled after every epoch (and after a phase without epochs); True makes ``fit`` raise
         ``TrainingCancelled``."""
@@ -61,6 +65,10 @@ class CallbackList(Callback):
     def on_labels(self, phase, iteration, labels, label_change):
         for cb in self.callbacks:
             cb.on_labels(phase, iteration, labels, label_change)
+
+    def on_k_selected(self, selection):
+        for cb in self.callbacks:
+            cb.on_k_selected(selection)
 
     def should_stop(self):
         return any(cb.should_stop() for cb in self.callbacks)

@@ -147,7 +147,7 @@ def test_a_cancelled_source_frees_its_held_jobs_to_pretrain_themselves(api, back
 
 
 def test_a_sweep_that_cannot_choose_fails_with_its_reason(api, backend, three_blobs):
-    sweep = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=[2, 3])).json()
+    sweep = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=[2, 3], selection="stability")).json()
     jobs = [api.get(f"/v1/jobs/{i}").json() for i in sweep["job_ids"]]
     for job in jobs:  # every seed 1 run is cancelled: one run per K, no stability
         if job["seed"] == 1:
@@ -158,7 +158,7 @@ def test_a_sweep_that_cannot_choose_fails_with_its_reason(api, backend, three_bl
 
 
 @pytest.mark.parametrize("changes, code", [
-    ({"seeds": [0]}, "invalid_selection"),
+    ({"seeds": [0], "selection": "stability"}, "invalid_selection"),
     ({"n_clusters": [2, 500]}, "invalid_n_clusters"),
     ({"n_clusters": [1, 3]}, "invalid_n_clusters"),
     ({"n_clusters": {"min": 5, "max": 3}}, "invalid_n_clusters"),
@@ -211,3 +211,13 @@ def test_a_grid_is_counted_by_arithmetic_and_its_errors_stay_small(api, three_bl
     assert response.status_code == 422 and len(response.content) < 20_000, len(response.content)
     assert len(response.json()["error"]["details"]["errors"]) <= 20
     assert api.get("/v1/sweeps").json()["total"] == 0
+
+
+def test_sweeps_choose_k_by_stadion_and_keep_seed_agreement_as_reproducibility(api, backend, three_blobs):
+    sweep = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=[2, 3, 4])).json()
+    assert sweep["selection"] == "stadion"  # the default (API 1.2)
+    done = run_all(api, sweep, backend)
+    assert done["status"] == "succeeded", done
+    table = done["result"]["table"]
+    assert all(row["stadion"] is not None and "stability" in row for row in table)
+    assert done["result"]["recommended"]["n_clusters"] == 3

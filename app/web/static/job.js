@@ -18,7 +18,9 @@ function render(next) {
   job = next;
   statusBadge($("#job-status"), job.status);
   $("#job-title").replaceChildren(job.name ? `${job.name} ` : "Job ", h("code", {}, job.id));
-  const meta = [`${job.method}, K = ${job.n_clusters}, seed ${job.seed}`,
+  const k = job.k_range && !job.k_selection ? `K estimated in ${job.k_range[0]}..${job.k_range[1]}`
+    : `K = ${job.n_clusters}${job.k_selection ? ` (estimated by ${job.k_selection.criterion})` : ""}`;
+  const meta = [`${job.method}, ${k}, seed ${job.seed}`,
     h("a", { href: `/jobs/new?dataset_id=${job.dataset_id}` }, dataset ? dataset.name : job.dataset_id),
     `created ${formatTime(job.created_at)}`];
   if (job.finished_at) meta.push(`finished ${formatTime(job.finished_at)}`);
@@ -30,6 +32,15 @@ function render(next) {
   $("#job-cancel").hidden = !ACTIVE.has(job.status);
   $("#job-delete").hidden = ACTIVE.has(job.status);
   if (job.error) showError(errorBox, `${job.error.code}: ${job.error.message}`);
+  renderWarnings();
+}
+
+/** The job's warnings (API 1.2): a result with them is never shown as a plain success. */
+function renderWarnings() {
+  const box = $("#job-warnings");
+  const warnings = job.warnings || [];
+  box.hidden = !warnings.length;
+  box.replaceChildren(...warnings.map((w) => h("p", {}, h("strong", {}, w.code.replaceAll("_", " ")), ": ", w.message)));
 }
 
 function addEpoch(row) {
@@ -107,9 +118,18 @@ async function showResults() {
   } catch (error) {
     showError(errorBox, error);
   }
+  const health = job.health || {};
+  const guard = { restored: `restored the state after epoch ${health.restored_epoch} (the phase degenerated)`,
+    warned: "saw a degenerate state (warn only)", off: "off" }[health.guard] || "nothing to do";
+  const healthRows = job.health ? [["non-empty clusters", `${health.nonempty_clusters} of ${job.n_clusters}`],
+    ["largest cluster", `${formatNumber(100 * health.largest_cluster_fraction, 3)} % of the samples`],
+    ["size entropy", formatNumber(health.size_entropy)], ["guard", guard]] : [];
+  $("#health-table tbody").replaceChildren(...healthRows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))));
+  $("#results figure[data-plot=k_selection]").hidden = !job.k_selection;
   const images = dataset && dataset.sample_shape.length === 3;
   for (const figure of document.querySelectorAll("#results figure[data-plot]")) {
     const name = figure.dataset.plot;
+    if (figure.hidden) continue;
     if ((name === "examples" && dataset && !images) || (name === "confusion" && dataset && !dataset.has_labels)) {
       figure.hidden = true;
       continue;

@@ -155,9 +155,14 @@ async function submit(event) {
   const names = [...fields.keys()];
   const allGood = names.map(check).every(Boolean);
   const k = $("#job-n-clusters");
-  const kValue = k.valueAsNumber;
-  k.setCustomValidity(Number.isInteger(kValue) && kValue >= 2 && kValue <= Number(k.max || Infinity)
+  const auto = $("#job-k-auto").checked;
+  const kValue = auto ? "auto" : k.valueAsNumber;
+  k.setCustomValidity(auto || (Number.isInteger(kValue) && kValue >= 2 && kValue <= Number(k.max || Infinity))
     ? "" : `K must be a whole number from 2 to ${k.max || "the number of samples"}.`);
+  const kMin = $("#job-k-min").valueAsNumber;
+  const kMax = $("#job-k-max").valueAsNumber;
+  $("#job-k-max").setCustomValidity(!auto || (Number.isInteger(kMin) && Number.isInteger(kMax) && kMin >= 2 && kMin <= kMax)
+    ? "" : "The K range is two whole numbers, 2 <= smallest <= largest.");
   if (!allGood || !form.reportValidity()) return;
   // Only what differs from the defaults is sent: the job then records the method's own defaults.
   const blocks = { params: {}, pretrain: {} };
@@ -172,6 +177,8 @@ async function submit(event) {
     seed: $("#job-seed").valueAsNumber, device: $("#job-device").value, params,
   };
   if (Object.keys(pretrain).length) body.pretrain = pretrain;
+  if (auto) body.k_range = [kMin, kMax];
+  body.guard = $("#job-guard").value;
   const name = $("#job-name").value.trim();
   if (name) body.name = name;
   const encoder = $("#job-encoder").value;
@@ -190,7 +197,15 @@ async function submit(event) {
   }
 }
 
+function toggleAutoK() {
+  const auto = $("#job-k-auto").checked;
+  $("#job-n-clusters").disabled = auto;
+  $("#job-n-clusters").required = !auto;
+  $("#job-k-range-label").hidden = !auto;
+}
+
 async function init() {
+  $("#job-k-auto").addEventListener("change", toggleAutoK);
   try {
     const [methodPage, datasetPage, encoderPage] = await Promise.all([
       api("/v1/methods"), api("/v1/datasets?limit=1000"),
