@@ -41,7 +41,7 @@ from deepclust.models.metrics import clustering_report
 from deepclust.worker import environment
 from deepclust.worker.encode import Encoded, encode
 from deepclust.worker.failures import is_infrastructure, job_error, retry_while_unreachable
-from deepclust.worker.reporting import PHASE_SPANS, JobReporter
+from deepclust.worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
 
 log = logging.getLogger(__name__)
 RETRY = "retry"  # the attempt ended for the infrastructure's reason: requeue it, not fail it
