@@ -10,12 +10,11 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from deepclust.app.core.joblog import log_key
-from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core import storage
+from deepclust.app.core.storage import ArtifactStore, log_key, plots_prefix
 from deepclust.app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
 from deepclust.app.errors import DATASET_IN_USE, JOB_ACTIVE, ApiError
 from deepclust.app.tenancy.ownership import owned
-from deepclust.app.plots.service import cache_prefix as plots_prefix
 
 
 def job_active(job: Job) -> ApiError:
@@ -79,5 +78,5 @@ def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_
     session.commit()
     for job in jobs:
         remove_files(store, job)
-    store.delete_prefix(f"datasets/{dataset_id}")
+    store.delete_prefix(storage.dataset_prefix(dataset_id))
     return models

@@ -13,13 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from deepclust.app.core.db import utcnow
-from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.storage import ArtifactStore, log_key
 
 FORMAT = "%(asctime)s %(levelname)s %(message)s"
-
-
-def log_key(job_id: str) -> str:
-    return f"logs/{job_id}.log"
 
 
 def append(store: ArtifactStore, job_id: str, message: str, level: str = "INFO") -> None:

@@ -77,6 +77,38 @@ class DirectoryStore:
                 path.unlink(missing_ok=True)
 
 
+# -- the key layout: every artifact's place in the store is named here and nowhere else -----------
+
+def dataset_key(dataset_id: str, name: str) -> str:
+    """A dataset's canonical arrays: ``x.npy`` (samples), ``y.npy`` (labels, when uploaded)."""
+    return f"datasets/{dataset_id}/{name}"
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    """Everything of a dataset (its arrays, the embeddings made from it): deleting it removes them."""
+    return f"datasets/{dataset_id}"
+
+
+def checkpoint_key(job_id: str) -> str:
+    """A running job's last checkpoint; deleted once the job has ended."""
+    return f"checkpoints/{job_id}.pt"
+
+
+def log_key(job_id: str) -> str:
+    """What the worker logged for a job (GET /v1/jobs/{id}/logs)."""
+    return f"logs/{job_id}.log"
+
+
+def plot_key(job_id: str, stem: str) -> str:
+    """A plot drawn for a finished job, cached."""
+    return f"{plots_prefix(job_id)}/{stem}"
+
+
+def plots_prefix(job_id: str) -> str:
+    """Everything drawn for a job: deleting the job removes it."""
+    return f"plots/{job_id}"
+
+
 # -- key layout of the encoders' files ------------------------------------------------------------
 
 def encoder_key(encoder_id: str) -> str:
@@ -91,7 +123,7 @@ def encoder_prefix(encoder_id: str) -> str:
 def embeddings_key(dataset_id: str, encoder_id: str) -> str:
     """A dataset's images embedded by an encoder (N×D float32 .npy), kept beside the dataset so that
     deleting the dataset takes them too; reused by every job on the same dataset and encoder."""
-    return f"datasets/{dataset_id}/embeddings/{encoder_id}.npy"
+    return dataset_key(dataset_id, f"embeddings/{encoder_id}.npy")
 
 
 def store_for(data_dir: Path) -> DirectoryStore:

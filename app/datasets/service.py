@@ -9,6 +9,7 @@ from sqlmodel import Session
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.settings import Settings
+from deepclust.app.core import storage
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import Dataset
 from deepclust.app.errors import EMPTY_DATA, LABELS_GIVEN_TWICE, MISSING_FILE
@@ -50,8 +51,8 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
                       kind=canon.kind, n_samples=canon.shape[0], n_features=int(np.prod(canon.shape[1:])),
                       sample_shape=canon.sample_shape, source_dtype=canon.source_dtype,
                       has_labels=labels is not None, n_classes=n_classes, sha256=upload.sha256,
-                      size_bytes=upload.size, data_key=f"datasets/{dataset_id}/x.npy",
-                      labels_key=f"datasets/{dataset_id}/y.npy" if labels is not None else None)
+                      size_bytes=upload.size, data_key=storage.dataset_key(dataset_id, "x.npy"),
+                      labels_key=storage.dataset_key(dataset_id, "y.npy") if labels is not None else None)
         # Files first, then the row: a row never points at missing files, and a failed commit
         # takes the files away again.
         store.publish(x_tmp, row.data_key)
@@ -64,7 +65,7 @@ def create_dataset(session: Session, store: ArtifactStore, settings: Settings, t
             session.commit()
         except BaseException:
             session.rollback()
-            store.delete_prefix(f"datasets/{dataset_id}")
+            store.delete_prefix(storage.dataset_prefix(dataset_id))
             raise
     return row
 
