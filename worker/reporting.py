@@ -20,7 +20,7 @@ from sqlmodel import select
 from deepclust.app.core import jobstate
 from deepclust.app.core.db import new_session, utcnow
 from deepclust.app.core.settings import Settings
-from deepclust.app.core.storage import ArtifactStore
+from deepclust.app.core.storage import ArtifactStore, checkpoint_key
 from deepclust.app.core.tables import Job, JobHistory
 from deepclust.models import FINALIZE, FINETUNE, INIT, PRETRAIN, Callback, save_checkpoint
 from deepclust.models.metrics import cluster_accuracy, nmi
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 # Where each phase sits in the job's overall progress fraction. A phase not listed here (a
 # method's own) keeps the fraction reached so far.
 PHASE_SPANS = {PRETRAIN: (0.0, 0.5), INIT: (0.5, 0.55), FINETUNE: (0.55, 0.95), FINALIZE: (0.95, 1.0)}
-
-
-def checkpoint_key(job_id: str) -> str:
-    return f"checkpoints/{job_id}.pt"
 
 
 class JobReporter(Callback):

@@ -23,7 +23,7 @@ from deepclust.app.core.dispatch import dispatcher_for
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.settings import Settings, get_settings
-from deepclust.app.core.storage import store_for
+from deepclust.app.core.storage import checkpoint_key, store_for
 from deepclust.app.core.tables import (
     CANCELLED,
     FAILED,
@@ -41,7 +41,7 @@ from deepclust.models.metrics import clustering_report
 from deepclust.worker import environment
 from deepclust.worker.encode import Encoded, encode
 from deepclust.worker.failures import is_infrastructure, job_error, retry_while_unreachable
-from deepclust.worker.reporting import PHASE_SPANS, JobReporter, checkpoint_key
+from deepclust.worker.reporting import PHASE_SPANS, JobReporter
 
 log = logging.getLogger(__name__)
 RETRY = "retry"  # the attempt ended for the infrastructure's reason: requeue it, not fail it

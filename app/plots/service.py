@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 from sqlmodel import Session, select
 
-from deepclust.app.core import results
+from deepclust.app.core import results, storage
 from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.storage import ArtifactStore, embeddings_key
 from deepclust.app.core.tables import ACTIVE_STATES, SUCCEEDED, Assignment, Dataset, Job, JobHistory, TrainedModel
@@ -42,13 +42,12 @@ _drawing = threading.BoundedSemaphore(2)
 
 
 def plot_key(job_id: str, name: str, projection: str = "pca") -> str:
-    stem = f"{name}-{projection}" if name == "embedding" else name
-    return f"plots/{job_id}/{stem}"
+    return storage.plot_key(job_id, f"{name}-{projection}" if name == "embedding" else name)
 
 
 def cache_prefix(job_id: str) -> str:
     """Everything drawn for a job: deleting the job removes it."""
-    return f"plots/{job_id}"
+    return storage.plots_prefix(job_id)
 
 
 def plot_job(session: Session, tenant: str, job_id: str, name: str) -> Job:
