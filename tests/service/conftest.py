@@ -88,7 +88,7 @@ SERVICES = {"postgresql": ("PostgreSQL", PG_URL, 5432, "DEEPCLUST_TEST_POSTGRES"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*services): the test needs 'postgresql' and/or 'redis' running")
-    config.addinivalue_line("markers", "faults: restarts the machine's PostgreSQL or Redis (tests/service/test_faults.py)")
+    config.addinivalue_line("markers", "faults: restarts the machine's PostgreSQL or Redis (tests/service/worker/test_faults.py)")
 
 
 def pytest_collection_finish(session):

@@ -8,7 +8,7 @@ by its module and imported only when a file of that format is read, so a CSV upl
 the archive or image code (nor Pillow).
 
 Adding an input format: one row here, and a reader module with ``read_dataset`` (upload) and/or
-``read_rows`` (predict) as in ``tabular.py``; its tests beside tests/service/test_ingest.py.
+``read_rows`` (predict) as in ``tabular.py``; its tests beside tests/service/datasets/test_ingest.py.
 """
 from __future__ import annotations
 
