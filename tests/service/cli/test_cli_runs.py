@@ -77,12 +77,14 @@ def test_jobs_list_groups_sweeps_away_and_compares_runs(cli, swept):
     listed = {j["id"] for j in json.loads(cli("jobs", "list", "--json").stdout)}
     assert alone in listed and not listed & children
     assert {j["id"] for j in json.loads(cli("jobs", "list", "--sweep", swept["sweep"]["id"], "--json").stdout)} == children
-    assert children | {alone} <= {j["id"] for j in json.loads(cli("jobs", "list", "--all", "--json").stdout)}
+    # The server is shared by the session's other tests: look at this test's dataset only.
+    ours = ("--dataset", swept["dataset"]["id"])
+    assert children | {alone} <= {j["id"] for j in json.loads(cli("jobs", "list", "--all", *ours, "--json").stdout)}
     ranked = json.loads(cli("jobs", "list", "--all", "--sort", "acc", "--method", "kmeans",
                             "--dataset", swept["dataset"]["id"], "--json").stdout)
     accs = [j["metrics"]["acc"] for j in ranked]
     assert accs == sorted(accs, reverse=True) and ranked[0]["n_clusters"] == 3 and len(ranked) == 4
-    assert json.loads(cli("jobs", "list", "--all", "--method", "dec", "--json").stdout) == []
+    assert json.loads(cli("jobs", "list", "--all", "--method", "dec", *ours, "--json").stdout) == []
     text = cli("jobs", "list", "--sweep", swept["sweep"]["id"], "--sort", "k", extra={"COLUMNS": "80"}).stdout
     header = text.splitlines()[0]
     for column in ("id", "method", "K", "state", "acc", "silhouette"):
@@ -93,7 +95,10 @@ def test_jobs_list_groups_sweeps_away_and_compares_runs(cli, swept):
 
 
 def test_models_list_keeps_its_key_columns_at_80_columns(cli, swept):
-    models = json.loads(cli("models", "list", "--json").stdout)
+    # The server is shared by the session's other tests: check this test's models (6 features).
+    models = [m for m in json.loads(cli("models", "list", "--json").stdout)
+              if m.get("dataset_id") == swept["dataset"]["id"]]
+    assert models
     text = cli("models", "list", extra={"COLUMNS": "80"}).stdout
     assert all(len(line) <= 80 for line in text.splitlines()), text
     assert [w for w in text.splitlines()[0].split() if w != "┃"][:4] == ["id", "method", "K", "shape"]

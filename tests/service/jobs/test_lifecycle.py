@@ -156,13 +156,13 @@ def test_a_job_log_warns_when_clusters_ended_empty(api, backend):
     assert r.status_code == 202, r.text
     job_id = r.json()["id"]
     assert run_job(job_id, backend.settings) == "succeeded"
-    assert "only 2 of the 3 clusters have samples" in api.get(f"/v1/jobs/{job_id}/logs").text
+    assert "clusters_emptied: only 2 of 3 clusters hold samples" in api.get(f"/v1/jobs/{job_id}/logs").text
     assert sorted(api.get(f"/v1/jobs/{job_id}/metrics").json()["cluster_sizes"]) == [0, 20, 20]
 
 
 def test_a_job_log_says_nothing_of_empty_clusters_when_none_is(api, backend, dataset):
     job = trained(api, backend, dataset)
-    assert "clusters have samples" not in api.get(f"/v1/jobs/{job['id']}/logs").text
+    assert "clusters_emptied" not in api.get(f"/v1/jobs/{job['id']}/logs").text
 
 
 def test_a_failed_job_log_has_the_traceback(api, backend, dataset):
