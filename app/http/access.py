@@ -95,7 +95,11 @@ class AccessMiddleware:
         except (OperationalError, InterfaceError, PoolTimeout) as exc:
             # Outside the app's exception handlers: the same answer they give an outage.
             log.warning("database error looking up an API key: %s", exc)
-            raise database_unavailable(exc) from None
+            orig = getattr(exc, "orig", None)
+            raise DATABASE_UNAVAILABLE(
+                "The database is not answering; try again shortly.",
+                {"dependency": "database", "reason": type(orig or exc).__name__},
+                headers={"Retry-After": "2"}) from None
 
     async def _checked_json(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.settings.max_json_bytes
