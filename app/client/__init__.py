@@ -460,31 +460,20 @@ class Job:
         (the job keeps running). ``raise_on_failure`` raises ``JobFailed`` carrying the job's error
         when it failed or was cancelled.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def states():
-            while True:
-                yield self.refresh()
-                if self.status in FINISHED:
-                    return
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {self.id} is still {self.status} after {timeout} s")
-                if interrupted.wait(poll_seconds):
-                    raise KeyboardInterrupt
-
         interrupted = threading.Event()
+        states = _polled(self, "job", timeout, poll_seconds, interrupted)
         if progress:
             from deepclust.app.client.progress import follow, warning_lines  # rich, only when a bar is wanted
 
             with _ctrl_c_between_polls(interrupted):
-                follow(states(), console=console)
+                follow(states, console=console)
             if console is None:  # the CLI passes its console and prints them in its own summary
                 from rich.console import Console
 
                 for line in warning_lines(self.resource):  # never shown as a plain success with these
                     Console(stderr=True).print(f"[yellow]warning[/] {line}", highlight=False)
         else:
-            for _ in states():
+            for _ in states:
                 pass
         if raise_on_failure and self.status != "succeeded":
             error = self.resource.get("error") or {"code": "job_cancelled", "message": f"job {self.id} was cancelled"}
@@ -580,26 +569,15 @@ class Sweep:
         ``progress`` shows one bar over its jobs (done/total, running, failed, ETA). ``timeout``
         raises ``TimeoutError`` (the sweep keeps running). ``raise_on_failure`` raises ``JobFailed``
         carrying the sweep's error when it failed or was cancelled."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def states():
-            while True:
-                yield self.refresh()
-                if self.status in FINISHED:
-                    return
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"sweep {self.id} is still {self.status} after {timeout} s")
-                if interrupted.wait(poll_seconds):
-                    raise KeyboardInterrupt
-
         interrupted = threading.Event()
+        states = _polled(self, "sweep", timeout, poll_seconds, interrupted)
         if progress:
             from deepclust.app.client.progress import follow_sweep  # rich, only when a bar is wanted
 
             with _ctrl_c_between_polls(interrupted):
-                follow_sweep(states(), console=console)
+                follow_sweep(states, console=console)
         else:
-            for _ in states():
+            for _ in states:
                 pass
         if raise_on_failure and self.status != "succeeded":
             error = self.resource.get("error") or {"code": "sweep_cancelled",
@@ -649,6 +627,21 @@ class Sweep:
         """Cancel every job of the sweep that has not ended (``Conflict`` once finished)."""
         self.resource = self.client._json("POST", f"/v1/sweeps/{self.id}/cancel")
         return self.resource
+
+
+def _polled(resource, kind: str, timeout: float | None, poll_seconds: float,
+            interrupted: threading.Event) -> Iterator[dict]:
+    """A job's or a sweep's resource, refreshed every ``poll_seconds`` until it has finished;
+    ``TimeoutError`` past ``timeout``, ``KeyboardInterrupt`` when ``interrupted`` is set."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        yield resource.refresh()
+        if resource.status in FINISHED:
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"{kind} {resource.id} is still {resource.status} after {timeout} s")
+        if interrupted.wait(poll_seconds):
+            raise KeyboardInterrupt
 
 
 @contextmanager

@@ -54,21 +54,28 @@ def warning_lines(job: dict) -> list[str]:
     return [f"{w['code']}: {w['message']}" for w in job.get("warnings") or []]
 
 
-def follow(states: Iterable[dict], console: Console | None = None) -> dict | None:
-    """Show a bar while iterating over successive resources of one job; returns the last one."""
+def _follow(kind: str, states: Iterable[dict], describe, details, console: Console | None) -> dict | None:
+    """One bar while iterating over successive resources of a job or a sweep; returns the last.
+    ``describe`` names the bar's stage, ``details`` writes the text beside it."""
     last = None
     columns = (TextColumn("{task.description:<9}"), BarColumn(bar_width=20), TaskProgressColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}"))
     with Progress(*columns, console=console, refresh_per_second=4) as bar:
         task = None
-        for job in states:
-            last = job
-            fraction = 1.0 if job["status"] == "succeeded" else (job.get("progress") or {}).get("fraction") or 0.0
+        for resource in states:
+            last = resource
+            fraction = (1.0 if resource["status"] == "succeeded"
+                        else (resource.get("progress") or {}).get("fraction") or 0.0)
             if task is None:
-                bar.console.print(f"job {job['id']}", highlight=False)
-                task = bar.add_task(stage(job), total=1.0, detail="")
-            bar.update(task, completed=fraction, description=stage(job), detail=detail(job))
+                bar.console.print(f"{kind} {resource['id']}", highlight=False)
+                task = bar.add_task(describe(resource), total=1.0, detail="")
+            bar.update(task, completed=fraction, description=describe(resource), detail=details(resource))
     return last
+
+
+def follow(states: Iterable[dict], console: Console | None = None) -> dict | None:
+    """Show a bar while iterating over successive resources of one job; returns the last one."""
+    return _follow("job", states, stage, detail, console)
 
 
 def sweep_detail(sweep: dict) -> str:
@@ -91,16 +98,4 @@ def sweep_detail(sweep: dict) -> str:
 
 def follow_sweep(states: Iterable[dict], console: Console | None = None) -> dict | None:
     """One bar over a sweep's jobs while iterating over successive resources of the sweep."""
-    last = None
-    columns = (TextColumn("{task.description:<9}"), BarColumn(bar_width=20), TaskProgressColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, console=console, refresh_per_second=4) as bar:
-        task = None
-        for sweep in states:
-            last = sweep
-            fraction = 1.0 if sweep["status"] == "succeeded" else (sweep.get("progress") or {}).get("fraction") or 0.0
-            if task is None:
-                bar.console.print(f"sweep {sweep['id']}", highlight=False)
-                task = bar.add_task(sweep["status"], total=1.0, detail="")
-            bar.update(task, completed=fraction, description=sweep["status"], detail=sweep_detail(sweep))
-    return last
+    return _follow("sweep", states, lambda sweep: sweep["status"], sweep_detail, console)
