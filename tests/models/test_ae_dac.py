@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust.models import Callback, DeepClusterer, TrainingCancelled, get_method, load_checkpoint, save_checkpoint
+from deepclust.models import DeepClusterer, TrainingCancelled, get_method, load_checkpoint
 from deepclust.models.methods.ae_dac import (PAPER, AEDACParams, PairwisePhase, Thresholds, cosine_similarity_matrix,
                                              dac_batch_loss, dac_reconstruction_loss, label_features,
                                              pairwise_clustering_loss, select_pairs)
 from deepclust.models.networks.dac import DACAutoencoder, DACModel
 from deepclust.models.training import Batch
 from deepclust.models.training.augment import augment, auto_augment, photo_augment
+from stop_after import StopAfter
 
 # Four samples' softmax rows: a and b agree, c is elsewhere, d leans towards a.
 PROBS = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.8, 0.2, 0.0]], dtype=torch.float64)
@@ -201,16 +202,6 @@ def test_paper_variant_restores_every_departure_unless_given():
     assert "augment" not in defaults
 
 
-class StopAfter(Callback):
-    def __init__(self, path, n):
-        self.path, self.n, self.seen = path, n, 0
-
-    def on_checkpoint(self, state):
-        save_checkpoint(state, self.path)
-        self.seen += 1
-
-    def should_stop(self):
-        return self.seen >= self.n
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -3,22 +3,13 @@ ends on its last healthy state, says so, and does the same after a kill and resu
 import numpy as np
 import pytest
 
-from deepclust.models import Callback, DeepClusterer, TrainingCancelled, load_checkpoint, save_checkpoint
+from deepclust.models import DeepClusterer, TrainingCancelled, load_checkpoint
 from deepclust.models.training.guard import cluster_health, degenerate
+from stop_after import StopAfter
 
 COLLAPSE = {"tol": 0.0, "lr": 2.0}  # DEC's SGD at lr 2 empties clusters after two epochs on the blobs
 
 
-class StopAfter(Callback):
-    def __init__(self, path, n):
-        self.path, self.n, self.seen = path, n, 0
-
-    def on_checkpoint(self, state):
-        save_checkpoint(state, self.path)
-        self.seen += 1
-
-    def should_stop(self):
-        return self.seen >= self.n
 
 
 def make(tiny, guard="restore", **extra):

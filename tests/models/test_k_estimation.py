@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from deepclust.models import (Callback, DeepClusterer, KSelection, TrainingCancelled, estimate_k,
-                              load_checkpoint, save_checkpoint)
+from deepclust.models import (DeepClusterer, KSelection, TrainingCancelled, estimate_k,
+                              load_checkpoint)
 from deepclust.models import k_estimation as ke
 from deepclust.models import selection as S
+from stop_after import StopAfter
 
 
 @pytest.mark.parametrize("sizes,seed", [
@@ -88,16 +89,6 @@ def auto(tiny, **extra):
     return DeepClusterer("dec", "auto", random_state=0, scaling="standard", k_range=(2, 10), **{**tiny, **extra})
 
 
-class StopAfter(Callback):
-    def __init__(self, path, n):
-        self.path, self.n, self.seen = path, n, 0
-
-    def on_checkpoint(self, state):
-        save_checkpoint(state, self.path)
-        self.seen += 1
-
-    def should_stop(self):
-        return self.seen >= self.n
 
 
 def test_auto_estimates_k_after_pretraining(five, tiny, tmp_path):

@@ -3,21 +3,10 @@ uninterrupted one (weights, optimiser, target, iteration and batch order all res
 import numpy as np
 import pytest
 
-from deepclust.models import Callback, DeepClusterer, TrainingCancelled, load_checkpoint, save_checkpoint
+from deepclust.models import Callback, DeepClusterer, TrainingCancelled, load_checkpoint
+from stop_after import StopAfter
 
 
-class StopAfter(Callback):
-    """Saves every checkpoint to disk and cancels after ``n`` of them."""
-
-    def __init__(self, path, n):
-        self.path, self.n, self.seen = path, n, 0
-
-    def on_checkpoint(self, state):
-        save_checkpoint(state, self.path)
-        self.seen += 1
-
-    def should_stop(self):
-        return self.seen >= self.n
 
 
 @pytest.mark.parametrize("method,stop_after", [
