@@ -43,6 +43,13 @@ METRICS_EXAMPLE = {"cluster_sizes": [178, 182, 177, 183, 181, 182, 181, 179, 174
                    "external": {"acc": 0.707, "nmi": 0.749, "ari": 0.628}}
 
 
+
+# A device is a name, not a number to trust: `cuda:99999999999` used to pass and fail every job
+# in the worker. N stops at 127, more GPUs than one machine holds, so the pattern alone refuses
+# what no worker can run; jobs and sweeps share it so both refuse the same strings.
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:([0-9]|[1-9][0-9]|1[01][0-9]|12[0-7]))?)$"
+DEVICE_HELP = "auto (a GPU when the worker has one), cpu, cuda or cuda:N with N from 0 to 127."
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_EXAMPLE]})
 
@@ -71,8 +78,7 @@ class JobCreate(BaseModel):
     pretrained_from: str | None = Field(None, description="A succeeded job on the same dataset whose autoencoder to "
                                                           "reuse (pretraining is skipped; same architecture).")
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed: the same seed gives the same labels on CPU.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$",
-                        description="auto (a GPU when the worker has one), cpu, cuda or cuda:N.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description=DEVICE_HELP)
     name: str | None = Field(None, max_length=200, description="A name for the job.")
     max_runtime_s: int | None = Field(
         None, ge=1, le=MAX_RUNTIME_S, strict=True,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepclust.app.jobs import pretrain
-from deepclust.app.jobs.schemas import JobErrorOut
+from deepclust.app.jobs.schemas import DEVICE_HELP, DEVICE_PATTERN, JobErrorOut
 
 SWEEP_EXAMPLE = {"dataset_id": "ds_0123456789abcdef01234567", "method": "idec", "params": {},
                  "pretrain": {"epochs": 50}, "n_clusters": [5, 6, 7, 8, 9, 10, 11, 12], "seeds": [0, 1, 2],
@@ -37,7 +37,7 @@ class SweepCreate(BaseModel):
                            "that is too small), stability (seed agreement: mean pairwise ARI between the seeds of a "
                            "K; always in the table, as reproducibility), silhouette, calinski_harabasz, "
                            "davies_bouldin, or input_ + one of the last three.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="Where the jobs train.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="Where the jobs train: " + DEVICE_HELP)
     name: str | None = Field(None, max_length=200, description="A name for the sweep.")
 
     @model_validator(mode="after")

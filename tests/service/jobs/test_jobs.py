@@ -78,6 +78,8 @@ def test_create_job_answers_202_with_location_and_full_params(api, dataset):
     ({"params": {"pretrain_epochs": 3}}, "invalid_params"),
     ({"method": "kmeans", "params": {}, "pretrain": {"epochs": 2}}, "invalid_params"),
     ({"device": "tpu"}, "invalid_request"),
+    ({"device": "cuda:99999999999"}, "invalid_request"),
+    ({"device": "cuda:128"}, "invalid_request"),
     ({"unexpected": True}, "invalid_request"),
     ({"n_clusters": "three"}, "invalid_request"),
 ])

@@ -170,6 +170,8 @@ def test_a_sweep_that_cannot_choose_fails_with_its_reason(api, backend, three_bl
     ({"n_restarts": 3}, "invalid_request"),
     ({"seeds": [-1, 0]}, "invalid_request"),
     ({"n_clusters": "ten"}, "invalid_request"),
+    ({"device": "cuda:99999999999"}, "invalid_request"),  # was accepted, and every job failed in the worker
+    ({"device": "tpu"}, "invalid_request"),
 ])
 def test_bad_sweeps_are_refused_with_nothing_created(api, three_blobs, changes, code):
     response = api.post("/v1/sweeps", json=sweep_body(three_blobs, **changes))
@@ -177,6 +179,13 @@ def test_bad_sweeps_are_refused_with_nothing_created(api, three_blobs, changes, 
     assert response.json()["error"]["code"] == code
     assert api.get("/v1/sweeps").json()["total"] == 0
     assert api.get("/v1/jobs").json()["total"] == 0
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:0", "cuda:127"])
+def test_sweeps_take_the_devices_jobs_take(api, three_blobs, device):
+    response = api.post("/v1/sweeps", json=sweep_body(three_blobs, device=device))
+    assert response.status_code == 202, response.text
+    assert {job["device"] for job in api.get("/v1/jobs").json()["items"]} == {device}
 
 
 def test_another_tenants_sweep_is_not_found(api, backend, three_blobs):
