@@ -180,3 +180,30 @@ def test_drawn_plots_outlive_the_model_and_go_with_the_job(api, backend):
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert not any(key.startswith(f"plots/{job['id']}/") for key in artifacts(backend.data_dir))
     assert_error(api.get(f"{url}/embedding.png"), 404, "job_not_found")
+
+
+@pytest.mark.parametrize("suffix", ["png", "json"])
+def test_simultaneous_requests_for_an_uncached_plot_compute_it_once(api, backend, monkeypatch, suffix):
+    """36 simultaneous requests for one uncached t-SNE map used to compute it 36 times (16.7x one
+    plot). The first computes it; the others wait for it and read what it cached."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = blobs(60, 4, 2, seed=2)
+    job = train(api, backend, f"once-{suffix}.npy", X, 2)
+    computed, real = [], plots._embedding
+
+    def embedding_counted(*args, **kwargs):
+        computed.append(threading.get_ident())
+        time.sleep(0.3)  # long enough that every request arrives while the first one computes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "_embedding", embedding_counted)
+    url = f"/v1/jobs/{job['id']}/plots/embedding.{suffix}"
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.get(url, params={"projection": "tsne"}), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8, answers[0].text
+    assert len({a.content for a in answers}) == 1  # every waiter got the one result
+    assert len(computed) == 1
+    assert plots._flights._locks == {}  # nothing kept once nobody waits
