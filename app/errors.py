@@ -124,6 +124,9 @@ MODEL_NOT_FOUND = ErrorCode("model_not_found", 404,
 SWEEP_NOT_FOUND = ErrorCode("sweep_not_found", 404,
                              "No sweep with id 'swp_0123456789abcdef01234567'.",
                              template="No sweep with id {id!r}.")
+PREDICTION_NOT_FOUND = ErrorCode("prediction_not_found", 404,
+                                  "No prediction with id 'prd_0123456789abcdef01234567'.",
+                                  template="No prediction with id {id!r}.")
 PLOT_NOT_FOUND = ErrorCode("plot_not_found", 404,
                             "There is no plot 'loss'; the plots are history, embedding, sizes, examples, confusion.")
 
@@ -142,6 +145,19 @@ SWEEP_FINISHED = ErrorCode("sweep_finished", 409,
                             "Sweep swp_0123456789abcdef01234567 has already succeeded; there is nothing to cancel.")
 SWEEP_NOT_SUCCEEDED = ErrorCode("sweep_not_succeeded", 409,
                                  "Sweep swp_0123456789abcdef01234567 is running; its plot exists once it has succeeded.")
+PREDICTION_NOT_SUCCEEDED = ErrorCode("prediction_not_succeeded", 409,
+                                      "Prediction prd_0123456789abcdef01234567 is running; its labels exist once it "
+                                      "has succeeded.")
+PREDICTION_FINISHED = ErrorCode("prediction_finished", 409,
+                                 "Prediction prd_0123456789abcdef01234567 has already succeeded; there is nothing to "
+                                 "cancel.")
+PREDICTION_ACTIVE = ErrorCode("prediction_active", 409,
+                               "Prediction prd_0123456789abcdef01234567 is running; cancel it first (POST "
+                               "/v1/predictions/prd_0123456789abcdef01234567/cancel) and delete it once it has "
+                               "stopped.")
+MODEL_IN_USE = ErrorCode("model_in_use", 409,
+                          "Prediction prd_0123456789abcdef01234567 of this model is queued or running; cancel it or "
+                          "wait for the end, then delete the model.")
 NO_LABELS = ErrorCode("no_labels", 409,
                        "The dataset of job job_0123456789abcdef01234567 has no labels, so there is nothing to "
                        "compare the clusters with.")
@@ -261,6 +277,10 @@ INVALID_MODEL_BUNDLE = ErrorCode("invalid_model_bundle", 422,
 ONNX_UNAVAILABLE = ErrorCode("onnx_unavailable", 503,
                               "ONNX export is not installed on this server: install the optional extra there (pip "
                               "install 'deepclust[onnx]'), or download the zip and export with the library.")
+
+DATASET_NOT_FOR_MODEL = ErrorCode("dataset_not_for_model", 422,
+                                   "Model mdl_0123456789abcdef01234567 takes samples of shape [64]; dataset "
+                                   "ds_0123456789abcdef01234567 holds features of shape [63].")
 
 # -- Encoders (encoders/) --------------------------------------------------------------------------
 ENCODER_NOT_FOUND = ErrorCode("encoder_not_found", 404,

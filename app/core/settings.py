@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # images per onnxruntime batch in a job's encode phase.
     max_encoder_bytes: int = 1 << 30
     encode_batch_size: int = Field(64, ge=1)
+    # Rows a batch prediction (POST /v1/predictions) predicts at a time: its memory stays bounded
+    # by this many rows, whatever the dataset's size.
+    predict_batch_size: int = Field(4096, ge=1)
     # Widest table (CSV/TSV/Parquet columns) accepted, checked from its first row or schema.
     max_columns: int = 16_384
 

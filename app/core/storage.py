@@ -126,5 +126,23 @@ def embeddings_key(dataset_id: str, encoder_id: str) -> str:
     return dataset_key(dataset_id, f"embeddings/{encoder_id}.npy")
 
 
+# -- key layout of the batch predictions' files -----------------------------------------------------
+
+def prediction_prefix(prediction_id: str) -> str:
+    """Everything of a batch prediction: deleting it removes them."""
+    return f"predictions/{prediction_id}"
+
+
+def prediction_key(prediction_id: str, name: str) -> str:
+    """A succeeded prediction's arrays: ``labels.npy`` (int64) and ``probabilities.npy`` (float32, N×K)."""
+    return f"{prediction_prefix(prediction_id)}/{name}"
+
+
+def prediction_part_key(prediction_id: str, start: int) -> str:
+    """The rows from ``start`` predicted by an attempt so far (a structured .npy); a retried attempt
+    resumes after the last part, and the parts go once the whole arrays are published."""
+    return f"{prediction_prefix(prediction_id)}/parts/{start:012d}.npy"
+
+
 def store_for(data_dir: Path) -> DirectoryStore:
     return DirectoryStore(Path(data_dir) / "artifacts")

@@ -241,3 +241,30 @@ class Encoder(SQLModel, table=True):
     size_bytes: int = Field(sa_type=BigInteger)
     file_key: str
     created_at: datetime = created_at()
+
+
+class Prediction(SQLModel, table=True):
+    """A batch prediction: a model applied to a whole stored dataset in the workers, batch by batch.
+    Its labels and probabilities are files of the artifact store (storage.prediction_key); the row
+    follows a job's state machine (app/core/predictionstate.py), fenced by ``attempts`` the same way."""
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_status_created_at", "status", "created_at"),)
+    id: str = Field(primary_key=True)
+    tenant_id: str = Field(index=True)
+    # Neither is a foreign key, like a job's dataset: a finished prediction outlives its model.
+    model_id: str = Field(index=True)
+    dataset_id: str = Field(index=True)
+    status: str = Field(default=QUEUED)
+    progress: Optional[dict] = Field(default=None, sa_type=JSON)  # {done, total, fraction}: samples predicted
+    attempts: int = 0
+    worker: Optional[str] = None
+    heartbeat_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    cancel_requested: bool = False
+    dispatch_pending: bool = False
+    not_before: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    error: Optional[dict] = Field(default=None, sa_type=JSON)
+    n_samples: int = 0
+    n_clusters: int = 0
+    created_at: datetime = created_at()
+    started_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)
+    finished_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime)

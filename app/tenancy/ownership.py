@@ -5,11 +5,11 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from deepclust.app.core.tables import Dataset, Encoder, Job, TrainedModel
+from deepclust.app.core.tables import Dataset, Encoder, Job, Prediction, TrainedModel
 from deepclust.app.errors import not_found
 
-Row = TypeVar("Row", Dataset, Encoder, Job, TrainedModel)
-_KINDS = {Dataset: "dataset", Encoder: "encoder", Job: "job", TrainedModel: "model"}
+Row = TypeVar("Row", Dataset, Encoder, Job, Prediction, TrainedModel)
+_KINDS = {Dataset: "dataset", Encoder: "encoder", Job: "job", Prediction: "prediction", TrainedModel: "model"}
 
 
 def owned(session: Session, table: type[Row], id_: str, tenant: str) -> Row:
