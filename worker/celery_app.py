@@ -2,7 +2,8 @@
 
     celery -A deepclust.worker.celery_app worker -Q gpu --concurrency=1   (or: deepclust worker)
 
-Its one task takes a job id and calls `run_job`; the job row, not Celery's result backend, holds
+Its task takes a job id and calls `run_job` (a batch prediction's task, a prediction id and
+`run_prediction`); the job row, not Celery's result backend, holds
 the outcome. torch is imported inside the task, so the prefork parent never touches CUDA. A
 database that cannot be reached before the job is claimed sends the message again with a backoff
 (Celery's retry, a countdown): acknowledging it would leave the job queued with no message.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from deepclust.app.core.dispatch import TASK_NAME, celery_config
+from deepclust.app.core.dispatch import PREDICTION_TASK_NAME, TASK_NAME, celery_config
 from deepclust.app.core.jobstate import retry_delay
 from deepclust.app.core.settings import get_settings
 
@@ -32,5 +33,21 @@ def run_job_task(self, job_id: str) -> None:
         settings = get_settings()
         # Past the claim run_job handles such failures itself, so this is a job not taken yet
         # (a copy sent while it runs claims nothing); the retry's backoff grows to its cap.
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1, settings.retry_backoff_seconds,
+                                                        settings.retry_backoff_max_seconds)) from None
+
+
+@app.task(name=PREDICTION_TASK_NAME, bind=True, max_retries=None)
+def run_prediction_task(self, prediction_id: str) -> None:
+    """A batch prediction, retried like a job's task while the database cannot be reached before the claim."""
+    from deepclust.worker.failures import is_infrastructure
+    from deepclust.worker.predict import run_prediction
+
+    try:
+        run_prediction(prediction_id)
+    except Exception as exc:
+        if not is_infrastructure(exc):
+            raise
+        settings = get_settings()
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1, settings.retry_backoff_seconds,
                                                         settings.retry_backoff_max_seconds)) from None

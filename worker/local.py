@@ -17,11 +17,12 @@ import threading
 
 from sqlmodel import select
 
-from deepclust.app.core import joblog, jobstate
+from deepclust.app.core import joblog, jobstate, predictionstate
 from deepclust.app.core.db import engine_for, new_session
+from deepclust.app.core.predictionstate import is_prediction
 from deepclust.app.core.settings import Settings
-from deepclust.app.core.storage import store_for
-from deepclust.app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job
+from deepclust.app.core.storage import prediction_prefix, store_for
+from deepclust.app.core.tables import CANCELLED, FAILED, QUEUED, RUNNING, Job, Prediction
 from deepclust.worker.supervision import die_with_parent, pid_alive
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ def _job_process(parent_pid: int, jobs, settings: dict) -> None:
     except EOFError:  # the runner closed the pipe: no job for this one
         return
     jobs.close()
+    if is_prediction(job_id):  # a batch prediction runs in a job's process, one at a time like jobs
+        from deepclust.worker.predict import run_prediction
+
+        run_prediction(job_id, Settings(**settings), attempt=attempt)
+        return
     run_job(job_id, Settings(**settings), attempt=attempt)
 
 
@@ -103,13 +109,13 @@ class LocalRunner(threading.Thread):
         The runner claims the job itself, so it shows running at once, and hands it to the warm
         process, which adopts the claim (recording its pid); the next warm process starts then.
         """
-        runnable = self.runnable(limit=1)
-        if not runnable:
+        job_id = self._oldest()
+        if job_id is None:
             return False
-        job_id = runnable[0]
+        state = predictionstate if is_prediction(job_id) else jobstate
         child, jobs = self._take_warm()  # before the claim: a claimed job never waits for a process to exist
         with new_session(self.engine) as session:
-            job = jobstate.claim(session, job_id, jobstate.worker_name())
+            job = state.claim(session, job_id, jobstate.worker_name())
         if job is None:  # cancelled, or taken by another runner, since the select: keep the process for the next
             self._warm = (child, jobs)
             return True
@@ -129,6 +135,20 @@ class LocalRunner(threading.Thread):
         if child.exitcode != 0:
             self._recover(job_id, job.attempts, child, "the server stopped" if stopping else None)
         return True
+
+    def _oldest(self) -> str | None:
+        """The oldest runnable job or batch prediction (they share the runner, one at a time)."""
+        jobs = self.runnable(limit=1)
+        with new_session(self.engine) as session:
+            predictions = predictionstate.runnable(session, limit=1)
+        if not predictions:
+            return jobs[0] if jobs else None
+        if jobs:
+            with new_session(self.engine) as session:
+                created = session.get(Job, jobs[0]).created_at
+            if created <= predictions[0][1]:
+                return jobs[0]
+        return predictions[0][0]
 
     def _warm_up(self) -> None:
         """Start the next job's process now, so it has imported torch by the time a job comes."""
@@ -195,10 +215,41 @@ class LocalRunner(threading.Thread):
                                f"checkpoint (attempt {attempt} of {self.settings.max_attempts})")
                 elif outcome is not None:
                     self._note(job_id, logging.ERROR, f"{reason}; {outcome} after {attempt} attempts")
+            requeued += self._requeue_orphan_predictions(session, host)
+        return requeued
+
+    def _requeue_orphan_predictions(self, session, host: str) -> list[str]:
+        """``requeue_orphans`` for batch predictions: the same rules, on their table."""
+        running = session.exec(select(Prediction.id, Prediction.attempts, Prediction.worker,
+                                      Prediction.cancel_requested)
+                               .where(Prediction.status == RUNNING,
+                                      Prediction.worker.startswith(f"{host}:", autoescape=True))).all()
+        requeued = []
+        for prediction_id, attempt, worker, cancel_requested in running:
+            name, _, pid = worker.rpartition(":")
+            if name != host or not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+                continue
+            reason = f"its process (pid {pid}) ended with the server that ran it"
+            if cancel_requested:
+                if predictionstate.finish(session, prediction_id, attempt, CANCELLED):
+                    self.store.delete_prefix(prediction_prefix(prediction_id))
+                    self._note(prediction_id, logging.INFO, f"{reason} while it was being cancelled; it is cancelled")
+                continue
+            outcome = predictionstate.requeue_or_fail(session, prediction_id, attempt, reason,
+                                                      self.settings.max_attempts, Prediction.worker == worker)
+            if outcome == QUEUED:
+                requeued.append(prediction_id)
+                self._note(prediction_id, logging.WARNING, f"{reason}; it goes back to the queue and resumes after "
+                           f"the rows already predicted (attempt {attempt} of {self.settings.max_attempts})")
+            elif outcome is not None:
+                self._note(prediction_id, logging.ERROR, f"{reason}; {outcome} after {attempt} attempts")
         return requeued
 
     def _recover(self, job_id: str, attempt: int, child, stopped: str | None) -> None:
         reason = stopped or f"the worker process exited with code {child.exitcode}"
+        if is_prediction(job_id):
+            self._recover_prediction(job_id, attempt, child, reason, stopped)
+            return
         with new_session(self.engine) as session:
             job = session.get(Job, job_id)
             if job.status != RUNNING or job.attempts != attempt:
@@ -223,6 +274,30 @@ class LocalRunner(threading.Thread):
                 jobstate.finish(session, job_id, attempt, FAILED,
                                 error={"code": "worker_crashed", "message": f"{reason} before the job started"})
                 self._note(job_id, logging.ERROR, f"{reason} before it started; marked failed")
+
+    def _recover_prediction(self, prediction_id: str, attempt: int, child, reason: str, stopped: str | None) -> None:
+        """``_recover`` for a batch prediction whose process ended: cancelled if a cancel was asked,
+        else back to the queue (the next attempt resumes after the rows stored) or failed past the
+        attempts; one that died before it took the prediction fails rather than crash-loop."""
+        with new_session(self.engine) as session:
+            row = session.get(Prediction, prediction_id)
+            if row is None or row.status != RUNNING or row.attempts != attempt:
+                return
+            if row.cancel_requested:
+                predictionstate.finish(session, prediction_id, attempt, CANCELLED)
+                self.store.delete_prefix(prediction_prefix(prediction_id))
+                self._note(prediction_id, logging.INFO, f"{reason} while it was being cancelled; it is cancelled")
+            elif row.worker == f"{socket.gethostname()}:{child.pid}" or stopped:
+                outcome = predictionstate.requeue_or_fail(session, prediction_id, attempt, reason,
+                                                          self.settings.max_attempts)
+                self._note(prediction_id, logging.WARNING if outcome == QUEUED else logging.ERROR,
+                           f"{reason}; it goes back to the queue and resumes after the rows already predicted "
+                           f"(attempt {attempt} of {self.settings.max_attempts})" if outcome == QUEUED
+                           else f"{reason}; {outcome} after {attempt} attempts")
+            else:
+                predictionstate.finish(session, prediction_id, attempt, FAILED,
+                                       error={"code": "worker_crashed", "message": f"{reason} before it started"})
+                self._note(prediction_id, logging.ERROR, f"{reason} before it started; marked failed")
 
     def _note(self, job_id: str, level: int, message: str) -> None:
         """In the server's log and in the job's own (GET /v1/jobs/{id}/logs)."""

@@ -13,6 +13,7 @@ from typing import Protocol
 from deepclust.app.core.settings import Settings
 
 TASK_NAME = "deepclust.run_job"
+PREDICTION_TASK_NAME = "deepclust.run_prediction"  # a batch prediction (POST /v1/predictions)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -21,6 +22,7 @@ class BrokerUnavailable(RuntimeError):
 
 class Dispatcher(Protocol):
     def submit(self, job_id: str) -> None: ...
+    def submit_prediction(self, prediction_id: str) -> None: ...
     def health(self) -> str | None: ...  # None when healthy, else what is wrong
     def messages_lost(self) -> bool: ...  # True once after the broker lost the messages it held
 
@@ -28,6 +30,9 @@ class Dispatcher(Protocol):
 class LocalDispatcher:
     def submit(self, job_id: str) -> None:
         """Nothing to send: the runner picks queued rows in creation order."""
+
+    def submit_prediction(self, prediction_id: str) -> None:
+        """Nothing to send: the runner picks queued predictions like queued jobs."""
 
     def health(self) -> str | None:
         return None  # the queue is the database, which /readyz checks on its own
@@ -62,13 +67,16 @@ class CeleryDispatcher:
         self.app = Celery("deepclust-api", set_as_current=False)
         self.app.conf.update(celery_config(settings))
 
-    def submit(self, job_id: str) -> None:
+    def submit(self, job_id: str, task: str = TASK_NAME) -> None:
         try:
-            self.app.send_task(TASK_NAME, args=[job_id], queue=self.queue, retry=True,
+            self.app.send_task(task, args=[job_id], queue=self.queue, retry=True,
                                retry_policy={"max_retries": 2, "interval_start": 0.2,
                                              "interval_step": 0.2, "interval_max": 0.5})
         except Exception as exc:  # kombu raises transport-specific errors
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def submit_prediction(self, prediction_id: str) -> None:
+        self.submit(prediction_id, PREDICTION_TASK_NAME)
 
     def health(self) -> str | None:
         try:
