@@ -1,4 +1,5 @@
-"""Deleting jobs, models and datasets, and the retention of old finished jobs.
+"""Deleting jobs, models and datasets, and the retention of old finished jobs. A dataset takes its
+finished batch predictions with it; a dataset or model waits (409) for those queued or running.
 
 A job goes with everything it made: its model, history, labels, centroids and metrics (rows that
 reference it by foreign key, ON DELETE CASCADE) and its files (checkpoint, log, plots). Only a finished
@@ -13,7 +14,8 @@ from sqlmodel import Session, select
 from deepclust.app.core import storage
 from deepclust.app.core.storage import ArtifactStore, log_key, plots_prefix
 from deepclust.app.core.tables import ACTIVE_STATES, Dataset, Job, TrainedModel
-from deepclust.app.errors import DATASET_IN_USE, JOB_ACTIVE, ApiError
+from deepclust.app.errors import DATASET_IN_USE, JOB_ACTIVE, MODEL_IN_USE, ApiError
+from deepclust.app.predictions import service as predictions
 from deepclust.app.tenancy.ownership import owned
 
 
@@ -50,8 +52,14 @@ def delete_job(session: Session, store: ArtifactStore, tenant: str, job_id: str)
 
 
 def delete_model(session: Session, tenant: str, model_id: str) -> None:
-    """Delete a model; its job (if any) keeps its results and no longer names a model."""
+    """Delete a model; its job (if any) keeps its results and no longer names a model, its finished
+    batch predictions their labels. 409 while a batch prediction by it is queued or running."""
     model = owned(session, TrainedModel, model_id, tenant)
+    busy = predictions.active_of(session, model_id=model_id)
+    if busy:
+        raise MODEL_IN_USE(f"Prediction{'s' if len(busy) > 1 else ''} {', '.join(busy)} of this model "
+                           f"{'are' if len(busy) > 1 else 'is'} queued or running; cancel or wait for "
+                           f"{'them' if len(busy) > 1 else 'it'}, then delete the model.", {"prediction_ids": busy})
     if model.job_id is not None:
         session.execute(update(Job).where(Job.id == model.job_id).values(model_id=None))
     session.delete(model)
@@ -64,6 +72,12 @@ def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_
     dataset = owned(session, Dataset, dataset_id, tenant)
     jobs = list(session.exec(select(Job).where(Job.dataset_id == dataset_id)).all())
     busy = [job.id for job in jobs if job.status in ACTIVE_STATES]
+    busy_predictions = predictions.active_of(session, dataset_id=dataset_id)
+    if busy_predictions:  # a batch prediction of it is guarded the same way
+        raise DATASET_IN_USE(f"Batch prediction{'s' if len(busy_predictions) > 1 else ''} "
+                             f"{', '.join(busy_predictions)} of this dataset {'are' if len(busy_predictions) > 1 else 'is'} "
+                             "queued or running; cancel or wait for the end, then delete the dataset.",
+                             {"job_ids": busy, "prediction_ids": busy_predictions})
     if busy:
         raise DATASET_IN_USE(f"Job{'s' if len(busy) > 1 else ''} {', '.join(busy)} of this dataset "
                              f"{'are' if len(busy) > 1 else 'is'} queued or running; cancel {'them' if len(busy) > 1 else 'it'} "
@@ -74,9 +88,12 @@ def delete_dataset(session: Session, store: ArtifactStore, tenant: str, dataset_
             session.rollback()
             raise DATASET_IN_USE(f"Job {job.id} of this dataset has just started; cancel it or "
                                  "wait for the end, then delete the dataset.", {"job_ids": [job.id]})
+    finished_predictions = predictions.remove_finished_of_dataset(session, dataset_id)
     session.delete(dataset)
     session.commit()
     for job in jobs:
         remove_files(store, job)
+    for prediction_id in finished_predictions:
+        predictions.remove_files(store, prediction_id)
     store.delete_prefix(storage.dataset_prefix(dataset_id))
     return models

@@ -28,6 +28,7 @@ from deepclust.app.jobs import endpoints as jobs
 from deepclust.app.jobs.reaper import Reaper
 from deepclust.app.ops import endpoints as ops
 from deepclust.app.plots import endpoints as plots
+from deepclust.app.predictions import endpoints as predictions
 from deepclust.app.web import install_dashboard
 
 DESCRIPTION = """Deep clustering as a service: upload a feature matrix, start a clustering job
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.telemetry.install(app)
     install_error_handlers(app)
     for router in (ops.router, datasets.router, encoders.router, jobs.router, jobs.events_router, plots.router,
-                   trained_models.router, sweeps.router):
+                   trained_models.router, sweeps.router, predictions.router):
         app.include_router(router)
     install_dashboard(app)
     return app

@@ -16,6 +16,7 @@ from deepclust.app.core.db import new_session
 from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
 from deepclust.app.core.settings import Settings
 from deepclust.app.core.storage import store_for
+from deepclust.app.predictions.service import reap_once as reap_predictions
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ class Reaper(threading.Thread):
                 reap_once(self.engine, self.settings, self.dispatcher)
             except Exception:  # the database or broker may be down for a while; try again next round
                 log.exception("reaper round failed")
+            try:  # batch predictions: the same round on their table (app/predictions/service.py)
+                reap_predictions(self.engine, self.settings, self.dispatcher)
+            except Exception:
+                log.exception("reaper round of the predictions failed")
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -1,0 +1,1 @@
+"""Batch predictions (API 1.2): a model applied to a stored dataset in the workers, like a job."""
