@@ -26,6 +26,7 @@ _PUBLIC = {
     "Job": _CLIENT,
     "Sweep": _CLIENT,
     "Prediction": _CLIENT,
+    "BatchPrediction": _CLIENT,
     "DeepclustError": _CLIENT,
     "BadRequest": _CLIENT,
     "Unauthorized": _CLIENT,

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from deepclust.app.cli import admin, datasets, encoders, helpstyle, jobs, models, sweeps
+from deepclust.app.cli import admin, datasets, encoders, helpstyle, jobs, models, predictions, sweeps
 from deepclust.app.cli.common import GIVEN
 
 helpstyle.install()
@@ -61,6 +61,7 @@ app.command("labels", rich_help_panel=USER)(jobs.labels)
 app.command("predict", rich_help_panel=USER)(models.predict)
 app.command("methods", rich_help_panel=USER)(models.methods)
 app.add_typer(models.app, name="models", rich_help_panel=USER)
+app.add_typer(predictions.app, name="predictions", rich_help_panel=USER)
 app.add_typer(encoders.app, name="encoders", rich_help_panel=USER)
 app.command("serve", rich_help_panel=ADMIN)(admin.serve)
 app.command("worker", rich_help_panel=ADMIN)(admin.worker)

@@ -1,4 +1,5 @@
-"""`deepclust models list | show | download | import | delete`, `deepclust predict` and `deepclust methods`."""
+"""`deepclust models list | show | download | import | delete`, `deepclust predict` (`--async`: a batch
+prediction, app/cli/predictions.py) and `deepclust methods`."""
 from __future__ import annotations
 
 import io
@@ -11,6 +12,7 @@ import typer
 from rich.table import Table
 
 from deepclust.app.datasets.ingest import formats
+from deepclust.app.cli import predictions
 from deepclust.app.cli.common import (
     API_DEFAULT,
     Api,
@@ -96,16 +98,36 @@ def delete(model_id: str, yes: Yes = False, api: Api = API_DEFAULT, key: Key = N
 
 @reports_errors
 def predict(model_id: Annotated[str, typer.Argument(help="A model (deepclust models list, or a job's model_id).")],
-            file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+            file: Annotated[Path, typer.Argument(dir_okay=False,
                                                  help=f"Rows in any dataset format ({formats.DATA_SUFFIXES}), an "
-                                                      "image archive or one image, shaped like the training samples.")],
+                                                      "image archive or one image, shaped like the training samples; "
+                                                      "with --async also a stored dataset's id.")],
             label_column: Annotated[Optional[str], typer.Option(help=f"A {'/'.join(formats.LABEL_COLUMN_FORMATS)} column to drop, "
                                                                      "e.g. the training file's labels.")] = None,
             output: Annotated[Optional[Path], typer.Option("--output", "-o", dir_okay=False,
                                                            help="Write index,label,confidence as .csv "
                                                                 "(or labels as .npy).")] = None,
+            run_async: Annotated[bool, typer.Option("--async", help="Predict in the server's workers, for data of "
+                                                                    "any size: FILE is uploaded as a dataset (or "
+                                                                    "is a dataset id), a batch prediction starts "
+                                                                    "on it and its id is printed "
+                                                                    "(deepclust predictions ...).")] = False,
+            wait: Annotated[bool, typer.Option("--wait", "-w", help="With --async: follow it with a progress bar "
+                                                                    "until it ends (Ctrl-C offers to cancel "
+                                                                    "it).")] = False,
             api: Api = API_DEFAULT, key: Key = None, as_json: AsJson = False) -> None:
-    """The cluster of each row of FILE, with its confidence."""
+    """The cluster of each row of FILE, with its confidence (--async: a batch prediction in the workers)."""
+    if run_async:
+        if output is not None:
+            raise typer.BadParameter("--output is for a prediction answered at once; with --async fetch the labels "
+                                     "with: deepclust predictions labels PREDICTION_ID -o FILE", param_hint="--output")
+        with connect(api, key) as client:
+            predictions.start(client, model_id, str(file), label_column, wait, as_json)
+        return
+    if wait:
+        raise typer.BadParameter("--wait follows a batch prediction: add --async", param_hint="--wait")
+    if not file.is_file():
+        raise typer.BadParameter(f"File '{file}' does not exist.", param_hint="'FILE'")
     with connect(api, key) as client:
         result = client._predict(model_id, file, label_column, embeddings=False)
     labels, probabilities = np.asarray(result["labels"]), np.asarray(result["probabilities"])

@@ -14,6 +14,9 @@
     sweep.table(); sweep.plot("sweep.png"); best = sweep.recommended()
     runs = api.list_jobs(method="dec", as_frame=True)     # compare runs (acc/nmi, silhouette, ...)
 
+    batch = api.start_prediction(job.model_id, ds_new["id"])   # a whole stored dataset, in the workers
+    batch.wait(); labels_new = batch.labels()                  # batch.labels(probabilities=True): both
+
 It speaks HTTP with httpx and hands back numpy arrays and plain dicts; it imports neither torch
 nor the server's code. Every error answer of the API is raised as an ``DeepclustError`` subclass that
 carries the API's ``status``, ``code``, ``message`` and ``details``.
@@ -38,7 +41,7 @@ from deepclust.app.datasets.ingest import formats
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = ("succeeded", "failed", "cancelled")
 
-__all__ = ["Client", "Job", "Sweep", "Prediction", "DeepclustError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
+__all__ = ["Client", "Job", "Sweep", "Prediction", "BatchPrediction", "DeepclustError", "BadRequest", "Unauthorized", "NotFound", "Conflict",
            "TooLarge", "UnsupportedMediaType", "InvalidRequest", "ServiceUnavailable", "ServerError",
            "ConnectionFailed", "JobFailed"]
 
@@ -379,6 +382,25 @@ class Client:
         return self._upload(f"/v1/models/{model_id}/predict", {"file": X}, {"label_column": label_column},
                             params=query)
 
+    # -- batch predictions ------------------------------------------------------------------------
+    def start_prediction(self, model_id: str, dataset_id: str) -> "BatchPrediction":
+        """Predict a whole stored dataset with a model, in the server's workers (any size, batch by
+        batch); returns a ``BatchPrediction`` to ``wait()`` on. ``InvalidRequest``
+        (``dataset_not_for_model``) when the dataset is not what the model takes."""
+        return BatchPrediction(self, self._json("POST", "/v1/predictions",
+                                                json={"model_id": model_id, "dataset_id": dataset_id}))
+
+    def get_prediction(self, prediction_id: str) -> "BatchPrediction":
+        return BatchPrediction(self, self._json("GET", f"/v1/predictions/{prediction_id}"))
+
+    def list_predictions(self, *, model_id: str | None = None, dataset_id: str | None = None,
+                         status: str | None = None, limit: int | None = None) -> list["BatchPrediction"]:
+        """Your batch predictions, newest first, optionally of one model, dataset or status;
+        ``limit`` (default: all)."""
+        query = {"model_id": model_id, "dataset_id": dataset_id, "status": status}
+        items = self._all("/v1/predictions", {k: v for k, v in query.items() if v is not None}, limit)
+        return [BatchPrediction(self, item) for item in items]
+
     def download_model(self, model_id: str, path: str | os.PathLike, format: str = "zip") -> Path:
         """Save the model as a zip (``model.safetensors`` + ``manifest.json``, for
         ``DeepClusterer.load`` once unzipped) or, with ``format="onnx"``, as an ONNX file."""
@@ -629,9 +651,77 @@ class Sweep:
         return self.resource
 
 
+# -- a batch prediction ------------------------------------------------------------------------------
+
+class BatchPrediction:
+    """One batch prediction on the server (``Client.start_prediction``): a model applied to a stored
+    dataset in the workers. ``resource`` is it as last fetched; ``refresh()`` fetches it again.
+    (``Prediction`` is what the synchronous ``Client.predict`` returns: labels and probabilities.)"""
+
+    def __init__(self, client: Client, resource: dict):
+        self.client = client
+        self.resource = resource
+
+    def __repr__(self) -> str:
+        return f"BatchPrediction({self.id!r}, status={self.status!r})"
+
+    @property
+    def id(self) -> str:
+        return self.resource["id"]
+
+    @property
+    def status(self) -> str:
+        return self.resource["status"]
+
+    def refresh(self) -> dict:
+        self.resource = self.client._json("GET", f"/v1/predictions/{self.id}")
+        return self.resource
+
+    def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 1.0,
+             raise_on_failure: bool = False, console: Any = None) -> dict:
+        """Block until the prediction has ended; returns its final resource. ``progress`` shows a bar
+        (samples predicted, ETA); ``timeout`` raises ``TimeoutError`` (it keeps running);
+        ``raise_on_failure`` raises ``JobFailed`` with its error when it failed or was cancelled."""
+        interrupted = threading.Event()
+        states = _polled(self, "prediction", timeout, poll_seconds, interrupted)
+        if progress:
+            from deepclust.app.client.progress import follow_prediction  # rich, only when a bar is wanted
+
+            with _ctrl_c_between_polls(interrupted):
+                follow_prediction(states, console=console)
+        else:
+            for _ in states:
+                pass
+        if raise_on_failure and self.status != "succeeded":
+            error = self.resource.get("error") or {"code": "prediction_cancelled",
+                                                   "message": f"prediction {self.id} was cancelled"}
+            raise JobFailed(409, error["code"], error["message"], {"prediction": self.resource})
+        return self.resource
+
+    def labels(self, probabilities: bool = False) -> np.ndarray | Prediction:
+        """The cluster of every sample of the dataset, in order (``Conflict`` until it has
+        succeeded); with ``probabilities=True`` a ``Prediction`` of labels and probabilities, as
+        ``Client.predict`` gives."""
+        params = {"format": "npy", **({"probabilities": "true"} if probabilities else {})}
+        content = self.client.request("GET", f"/v1/predictions/{self.id}/labels", params=params).content
+        array = np.load(io.BytesIO(content), allow_pickle=False)
+        if not probabilities:
+            return array
+        return Prediction(np.asarray(array["labels"], dtype=np.int64), np.asarray(array["probabilities"]))
+
+    def cancel(self) -> dict:
+        """Cancel: a queued prediction at once, a running one within a batch (``Conflict`` once finished)."""
+        self.resource = self.client._json("POST", f"/v1/predictions/{self.id}/cancel")
+        return self.resource
+
+    def delete(self) -> None:
+        """Delete the prediction with its labels (``Conflict`` while queued or running)."""
+        self.client.request("DELETE", f"/v1/predictions/{self.id}")
+
+
 def _polled(resource, kind: str, timeout: float | None, poll_seconds: float,
             interrupted: threading.Event) -> Iterator[dict]:
-    """A job's or a sweep's resource, refreshed every ``poll_seconds`` until it has finished;
+    """A job's, a sweep's or a batch prediction's resource, refreshed every ``poll_seconds`` until it has finished;
     ``TimeoutError`` past ``timeout``, ``KeyboardInterrupt`` when ``interrupted`` is set."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:

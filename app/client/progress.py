@@ -99,3 +99,16 @@ def sweep_detail(sweep: dict) -> str:
 def follow_sweep(states: Iterable[dict], console: Console | None = None) -> dict | None:
     """One bar over a sweep's jobs while iterating over successive resources of the sweep."""
     return _follow("sweep", states, lambda sweep: sweep["status"], sweep_detail, console)
+
+
+def prediction_detail(prediction: dict) -> str:
+    """``40960/100000 samples`` while it runs; how it ended once finished."""
+    if prediction["status"] == "failed" and prediction.get("error"):
+        return f"{prediction['error']['code']}: {prediction['error']['message']}"
+    p = prediction.get("progress") or {}
+    return f"{p.get('done') or 0}/{p.get('total') or prediction.get('n_samples') or 0} samples"
+
+
+def follow_prediction(states: Iterable[dict], console: Console | None = None) -> dict | None:
+    """One bar over the samples of a batch prediction while iterating over its successive resources."""
+    return _follow("prediction", states, lambda prediction: prediction["status"], prediction_detail, console)
