@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent
@@ -26,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from deepclust.models import Callback, DeepClusterer  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
-from reproduce import DATASETS, load_dataset  # noqa: E402
+from benchdata import add_data_dir_argument  # noqa: E402
+from reproduce import load_dataset  # noqa: E402
 
 # name -> joint-training params (the pretraining is shared). "paper" is the paper's joint phase
 # (one view, Adam 1e-4, α = 0.5); the rest add DAC's second view and then one change at a time.
@@ -55,7 +55,7 @@ class Trace(Callback):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist_test")
-    ap.add_argument("--data-dir", type=Path, default=DATASETS)
+    add_data_dir_argument(ap)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--pretrain-epochs", type=int, default=20)
     ap.add_argument("--xi-lr", type=float, default=0.005, help="η of the ξ schedule (0.005: 75 epochs; 0.025: 15)")

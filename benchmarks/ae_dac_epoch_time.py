@@ -5,26 +5,28 @@
 Runs the joint phase's work by hand for one epoch of 128-image batches (the default views and
 optimiser, a fresh network), timing each part, then the same steps with one view; prints a JSON line.
 """
+import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduce import DATASETS  # noqa: E402
-from deepclust.models.methods.ae_dac import AEDACParams, PairwisePhase, cosine_similarity_matrix, dac_batch_loss  # noqa: E402
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
+from deepclust.models.methods.ae_dac import AEDACParams, PairwisePhase, dac_batch_loss  # noqa: E402
 from deepclust.models.networks.dac import DACAutoencoder, DACModel  # noqa: E402
 from deepclust.models.training import predict_soft  # noqa: E402
 from deepclust.models.training.augment import auto_augment  # noqa: E402
 from deepclust.models.training.data import ArrayData  # noqa: E402
 from deepclust.models.preprocessing import Scaler  # noqa: E402
 torch.set_num_threads(1)
-name = sys.argv[1]
-data_dir = Path(sys.argv[sys.argv.index("--data-dir") + 1]) if "--data-dir" in sys.argv else DATASETS
-d = np.load(data_dir / f"{name}.npz")
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("dataset", help="a benchmark dataset with images, e.g. mnist_test, cifar10_jpeg_test")
+add_data_dir_argument(ap)
+args = ap.parse_args()
+d = load_npz(args.dataset, args.data_dir)
 X = d["x"].reshape(-1, *d["shape"])
 data = ArrayData(X, Scaler.fit(X, "auto"), torch.device("cpu"))
 torch.manual_seed(0)
@@ -56,4 +58,4 @@ for i in range(steps):
     opt.zero_grad(); terms["loss"].backward(); opt.step()
 t["single_view_steps_total"] = time.perf_counter() - s
 t["two_view_steps_total"] = sum(v for k, v in t.items() if k in ("batch_rows", "augment", "clean_pass_no_grad", "view_forward_loss", "backward_step"))
-print(json.dumps({"dataset": name, "steps_per_epoch": steps, **{k: round(v, 2) for k, v in t.items()}}))
+print(json.dumps({"dataset": args.dataset, "steps_per_epoch": steps, **{k: round(v, 2) for k, v in t.items()}}))

@@ -29,10 +29,11 @@ from sklearn.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
 
+from benchdata import add_data_dir_argument, has, load_npz  # noqa: E402
 from deepclust.models import Callback, DeepClusterer, TrainingCancelled  # noqa: E402
 
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
 DIGITS_NET = {"hidden_dims": [64, 32], "embedding_dim": 8, "pretrain_epochs": 4, "pretrain_batch_size": 128,
               "batch_size": 128, "kmeans_n_init": 3}
 DEC_TINY = {**DIGITS_NET, "maxiter": 150, "update_interval": 20}
@@ -109,8 +110,7 @@ class Recorder(Callback):
 def load(name: str, data_dir: Path) -> np.ndarray:
     if name == "digits":
         return load_digits().data.astype(np.float32)
-    with np.load(data_dir / f"{name}.npz", allow_pickle=False) as d:
-        return d["x"]
+    return load_npz(name, data_dir)["x"]
 
 
 def fingerprint(est: DeepClusterer, X, updates) -> dict:
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the fingerprints here (JSON)")
     ap.add_argument("--compare", type=Path, help="fingerprints recorded earlier; exit 1 on any difference")
-    ap.add_argument("--data-dir", type=Path, default=DATASETS)
+    add_data_dir_argument(ap)
     ap.add_argument("--only", nargs="*", help="case names to run (default: all)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # one fixed thread count: the sums are then reduced in one order
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         results[name], fitted[name] = run_case(name, method, digits, params, extra, fitted)
         print(f"{name}: {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
-    if (args.data_dir / "usps.npz").exists():
+    if has("usps.npz", args.data_dir):
         usps = load("usps", args.data_dir)
         for method, cut in USPS_CUTS.items():
             name = f"usps-{method}"

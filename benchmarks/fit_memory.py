@@ -27,7 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
+
 MiB = 2**20
 
 
@@ -120,13 +122,15 @@ def main(argv=None) -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=1)
     ap.add_argument("--maxiter", type=int, default=600)
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    add_data_dir_argument(ap)
     args = ap.parse_args(argv)
     if args.child:
         path, layout, method, epochs, maxiter = args.child
         return child(path, layout, method, int(epochs), int(maxiter))
 
-    with np.load(DATASETS / "mnist.npz") as data:
-        x = (data["x"].reshape(len(data["x"]), -1).astype(np.float32) / 255)
+    raw = load_npz("mnist", args.data_dir)["x"]
+    x = raw.reshape(len(raw), -1).astype(np.float32) / 255
+    del raw
     data_mib = x.nbytes / MiB
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mnist.npy"

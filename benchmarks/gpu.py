@@ -25,8 +25,8 @@ as soon as it is measured, so a run cut short keeps what it had):
               in-process (ACC, NMI, seconds)
 
 ``--tiny`` (the dry run) uses scikit-learn's digits, small networks and a few epochs everywhere.
-Datasets come from ``--data-dir`` (default ``../shared/datasets``, or ``$DEEPCLUST_DATASETS``);
-without ``mnist.npz`` there, digits are used and the line says so.
+Datasets come from ``--data-dir`` (default ``$DEEPCLUST_DATASETS``, else ``../shared/datasets``;
+benchmarks/DATASETS.md); without ``mnist.npz`` there, digits are used and the line says so.
 """
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, has, load_npz  # noqa: E402
 
 SECTIONS = ("env", "ratio", "accel", "kmeans", "predict", "service", "seeds")
 DEEPCLUST = str(Path(sys.executable).parent / "deepclust")
@@ -100,9 +102,9 @@ def sync(device):
 def load_data(args) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(X, y, name): MNIST (uint8, 70,000 × 784) when present and not --tiny, else digits."""
     path = Path(args.data_dir) / "mnist.npz"
-    if not args.tiny and path.exists():
-        with np.load(path, allow_pickle=False) as d:
-            return d["x"], d["y"], "mnist"
+    if not args.tiny and has("mnist.npz", args.data_dir):
+        d = load_npz("mnist", args.data_dir)  # checked: a different file stops the run
+        return d["x"], d["y"], "mnist"
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -549,7 +551,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=480.0, help="stop starting work past this many seconds")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "results" / "gpu"))
     ap.add_argument("--tiny", action="store_true", help="dry run: digits, small networks, few epochs")
-    ap.add_argument("--data-dir", default=os.environ.get("DEEPCLUST_DATASETS", str(REPO.parent / "shared" / "datasets")))
+    add_data_dir_argument(ap)
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     ap.add_argument("--seed-run-s", type=float, default=None,
                     help="seconds one DEC/IDEC seed run needs (default: the service job's time, else 150)")

@@ -27,10 +27,11 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
 from deepclust.models import Callback, DeepClusterer  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
 
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
 
 
 def digits_png() -> tuple[np.ndarray, np.ndarray]:
@@ -55,8 +56,8 @@ def digits_png() -> tuple[np.ndarray, np.ndarray]:
 
 
 def usps(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(data_dir / "usps.npz", allow_pickle=False) as d:
-        return d["x"].reshape(-1, *d["shape"]), d["y"]
+    d = load_npz("usps", data_dir)
+    return d["x"].reshape(-1, *d["shape"]), d["y"]
 
 
 class Labels(Callback):
@@ -94,7 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="NAME=VALUE")
     ap.add_argument("--compare-off", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--data-dir", type=Path, default=DATASETS)
+    add_data_dir_argument(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

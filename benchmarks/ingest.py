@@ -27,17 +27,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
 
 
 # -- inputs -------------------------------------------------------------------------------------
 
-def make_inputs(workdir: Path, csv_rows: int) -> dict[str, Path]:
+def make_inputs(workdir: Path, csv_rows: int, data_dir: Path) -> dict[str, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with np.load(DATASETS / "mnist.npz") as data:
-        x = data["x"].reshape(len(data["x"]), -1)
+    x = load_npz("mnist", data_dir)["x"]
+    x = x.reshape(len(x), -1)
     paths = {"npy": workdir / "mnist.npy", "parquet": workdir / "mnist.parquet",
              "parquet-plain": workdir / "mnist-plain.parquet", "csv": workdir / "mnist.csv"}
     x32 = x.astype(np.float32) / 255
@@ -183,10 +184,11 @@ def main() -> None:
     parser.add_argument("--csv-rows", type=int, default=20_000)
     parser.add_argument("--http", action="store_true", help="also time POST /v1/datasets against a uvicorn server")
     parser.add_argument("--formats", nargs="+", default=["npy", "parquet", "parquet-plain", "csv"])
+    add_data_dir_argument(parser)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="deepclust-ingest-", dir=os.environ.get("TMPDIR", "/tmp")))
     try:
-        paths = {k: v for k, v in make_inputs(workdir, args.csv_rows).items() if k in args.formats}
+        paths = {k: v for k, v in make_inputs(workdir, args.csv_rows, args.data_dir).items() if k in args.formats}
         report = {}
         for fmt, path in paths.items():
             runs = {"deepclust": [], "floor": []}

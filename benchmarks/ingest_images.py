@@ -14,7 +14,7 @@ For each archive, side by side in one run:
   way a short script would; its wall time and peak memory above its own idle RSS.
 
 MB/s is the archive's size on disk over the wall time. The generated archive holds the first N
-MNIST training digits (``../shared/datasets/mnist.npz``) as 28×28 PNGs in one folder per class,
+MNIST training digits (``mnist.npz`` in ``--data-dir``) as 28×28 PNGs in one folder per class,
 zipped with deflate like ``zip -r`` does.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))  # benchdata, imported where needed: the --plain child imports only what it measures
 MB = 1 << 20
 
 
@@ -52,12 +52,12 @@ def reset_peak(pid: int) -> None:
 
 # -- inputs -----------------------------------------------------------------------------------
 
-def generated_archive(n: int, path: Path) -> Path:
-    import numpy as np
+def generated_archive(n: int, path: Path, data_dir: Path) -> Path:
+    from benchdata import load_npz
     from PIL import Image
 
-    with np.load(DATASETS / "mnist.npz") as data:
-        x, y = data["x"][:n].reshape(-1, 28, 28), data["y"][:n]
+    data = load_npz("mnist", data_dir)
+    x, y = data["x"][:n].reshape(-1, 28, 28), data["y"][:n]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for i, (image, label) in enumerate(zip(x, y)):
             buffer = io.BytesIO()
@@ -152,9 +152,12 @@ def summary(name: str, archive: Path, side: str, m: dict) -> dict:
 
 
 def main() -> None:
+    from benchdata import add_data_dir_argument, dataset_path
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generated", type=int, default=60_000, help="images in the generated archive")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
+    add_data_dir_argument(parser)
     args = parser.parse_args()
     if args.plain:
         print(json.dumps(plain_loop(args.plain)))
@@ -165,10 +168,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
-        generated = generated_archive(args.generated, tmp / f"mnist_png_{args.generated // 1000}k.zip")
+        generated = generated_archive(args.generated, tmp / f"mnist_png_{args.generated // 1000}k.zip", args.data_dir)
         print(f"# generated {generated.name} ({generated.stat().st_size / MB:.1f} MB) in "
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
-        archives = {"mnist_test_png_1k.zip": DATASETS / "mnist_test_png_1k.zip", generated.name: generated}
+        archives = {"mnist_test_png_1k.zip": dataset_path("mnist_test_png_1k.zip", args.data_dir), generated.name: generated}
         (tmp / "data").mkdir()
         server = Server(tmp / "data")
         try:

@@ -31,7 +31,8 @@ from deepclust.models import DeepClusterer  # noqa: E402
 from deepclust.models import selection as sel  # noqa: E402
 from deepclust.models.k_estimation import K_CRITERIA, REPRODUCIBILITY, estimate_k  # noqa: E402
 
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
 
 
 def load(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -42,13 +43,8 @@ def load(name: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
         x, y = load_digits(return_X_y=True)
         return (x / 16.0).astype(np.float32), y
-    file = "mnist" if name.startswith("mnist") else name
-    with np.load(data_dir / f"{file}.npz", allow_pickle=False) as d:
-        x, y = d["x"], d["y"]
-        if name == "mnist_test":
-            keep = d["split"] == 1
-            x, y = x[keep], y[keep]
-    return x, y
+    d = load_npz(name, data_dir)  # mnist_test: the test split of mnist.npz
+    return d["x"], d["y"]
 
 
 def preset_params(method: str, dataset: str, overrides: dict) -> dict:
@@ -170,7 +166,7 @@ def main(argv=None) -> None:
     q.add_argument("--out", type=Path, default=ROOT / "results")
     for q in (p, q):
         q.add_argument("--threads", type=int, default=1)
-        q.add_argument("--data-dir", type=Path, default=DATASETS)
+        add_data_dir_argument(q)
         q.add_argument("--cache", type=Path, default=ROOT / ".cache" / "k_selection")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -64,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="per target")
     parser.add_argument("--only", default="", help="run only the HTTP targets whose name contains this (e.g. .npy)")
+    loadbench.add_data_dir_argument(parser)  # benchmarks/benchdata.py, as load.py takes it
     args = parser.parse_args()
 
     import httpx
@@ -71,8 +72,7 @@ def main() -> None:
 
     from deepclust.models import DeepClusterer
 
-    with np.load(loadbench.MNIST) as data:
-        X = data["x"][:2000].reshape(2000, -1).astype(np.float32)
+    X = loadbench.load_npz("mnist", args.data_dir)["x"][:2000].reshape(2000, -1).astype(np.float32)
     tmp = Path(tempfile.mkdtemp(prefix="deepclust-latency-"))
     port = loadbench.free_port()
     env = loadbench.env_for(data_dir=tmp / "data")

@@ -35,7 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
-MNIST = REPO.parent / "shared" / "datasets" / "mnist.npz"
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("DEEPCLUST_BENCH_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
@@ -248,14 +249,14 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+",
                         default=["predict1", "predict1000", "job", "datasets", "bare1", "bare1000"])
     parser.add_argument("--keep", action="store_true", help="leave the data dir behind")
+    add_data_dir_argument(parser)
     args = parser.parse_args()
     if args.db == "sqlite" and args.workers != 1:
         parser.error("the embedded default is one process (deepclust serve); --workers is for postgresql")
 
     import httpx
 
-    with np.load(MNIST) as data:
-        X = data["x"][:2000].reshape(2000, -1).astype(np.float32)
+    X = load_npz("mnist", args.data_dir)["x"][:2000].reshape(2000, -1).astype(np.float32)
     tmp = Path(tempfile.mkdtemp(prefix="deepclust-load-"))
     port, bare_port = free_port(), free_port()
     schema = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -27,8 +26,10 @@ sys.path.insert(0, str(ROOT.parent))
 from deepclust.models import Callback, DeepClusterer, get_method  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
 
+from benchdata import DatasetError, add_data_dir_argument, default_data_dir, load_npz  # noqa: E402
+
 # The datasets folder: $DEEPCLUST_DATASETS, else ../shared/datasets beside the repository.
-DATASETS = Path(os.environ.get("DEEPCLUST_DATASETS") or ROOT.parent.parent / "shared" / "datasets")
+DATASETS = default_data_dir()
 
 
 def torch_device(name: str) -> torch.device:
@@ -84,10 +85,11 @@ class LabelTrace(Callback):
 
 
 def load_dataset(name: str, data_dir: Path, *, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, D), or for an image method the images (N, C, H, W) from the file's ``shape``."""
-    with np.load(data_dir / f"{name}.npz", allow_pickle=False) as d:
-        x = d["x"].reshape(-1, *(int(s) for s in d["shape"])) if images else d["x"]
-        return x, d["y"]
+    """Features (N, D), or for an image method the images (N, C, H, W) from the file's ``shape``;
+    the file checked against benchmarks/DATASETS.md (``benchdata.load_npz``)."""
+    d = load_npz(name, data_dir)
+    x = d["x"].reshape(-1, *(int(s) for s in d["shape"])) if images else d["x"]
+    return x, d["y"]
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -109,7 +111,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="NAME=VALUE")
-    ap.add_argument("--data-dir", type=Path, default=DATASETS)
+    add_data_dir_argument(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "results")
     ap.add_argument("--trace", action="store_true", help="print ACC/NMI of every labelling during training")
     args = ap.parse_args(argv)
@@ -121,7 +123,10 @@ def main(argv=None) -> None:
         ap.error(exc.args[0])
     overrides = parse_overrides(args.overrides)
     params = {**preset["params"], **overrides}
-    x, y = load_dataset(args.dataset, args.data_dir, images="features" not in get_method(args.method).input_kinds)
+    try:
+        x, y = load_dataset(args.dataset, args.data_dir, images="features" not in get_method(args.method).input_kinds)
+    except DatasetError as exc:
+        sys.exit(f"reproduce.py: {exc}")
 
     runs = []
     for seed in args.seeds:

@@ -33,7 +33,8 @@ from deepclust.models import selection as sel  # noqa: E402
 from deepclust.models.metrics import external_metrics  # noqa: E402
 from deepclust.models.restarts import choose_restart, evaluated_run  # noqa: E402
 
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
 
 
 def load(name: str, data_dir: Path, samples: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +44,8 @@ def load(name: str, data_dir: Path, samples: int | None) -> tuple[np.ndarray, np
         x, y = load_digits(return_X_y=True)
         x = (x / 16.0).astype(np.float32)
     else:
-        with np.load(data_dir / f"{name}.npz", allow_pickle=False) as d:
-            x, y = d["x"], d["y"]
+        d = load_npz(name, data_dir)
+        x, y = d["x"], d["y"]
     if samples is not None and samples < len(x):  # a fixed, seeded subset: the same for every run
         idx = np.sort(np.random.default_rng(12345).choice(len(x), size=samples, replace=False))
         x, y = x[idx], y[idx]
@@ -177,7 +178,7 @@ def main(argv=None) -> None:
         p.add_argument("--device", default="auto")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
         p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="NAME=VALUE")
-        p.add_argument("--data-dir", type=Path, default=DATASETS)
+        add_data_dir_argument(p)
         p.add_argument("--cache", type=Path, default=ROOT / ".cache")
         p.add_argument("--out", type=Path, default=ROOT / "results")
     sub.choices["restarts"].add_argument("--n-clusters", type=int, help="default: the preset's")

@@ -67,8 +67,7 @@ def _source_tree_import() -> None:
 # --resume with nothing left, stay light.
 torch = DeepClusterer = get_method = tiny_preset = external_metrics = None
 PhaseTimer = load_dataset = load_preset = torch_device = None
-# The datasets folder, as reproduce.DATASETS: $DEEPCLUST_DATASETS, else ../shared/datasets.
-DATASETS = Path(os.environ.get("DEEPCLUST_DATASETS") or REPO.parent / "shared" / "datasets")
+from benchdata import DatasetError, add_data_dir_argument, check  # noqa: E402
 
 
 def load_library() -> None:
@@ -344,6 +343,11 @@ def run_table(args, argv: list[str]) -> None:
     t0 = time.monotonic()
     deadline = t0 + args.budget_s
     cells = parse_cells(args.cells, args.tiny, args.data_dir)
+    try:  # every file the cells read, checked before the first cell starts
+        for dataset in sorted({c[1] for c in cells} - {"digits"}):
+            check(dataset, args.data_dir)
+    except DatasetError as exc:
+        sys.exit(f"table.py: {exc}")
     if args.resume:
         done = done_cells(args.out, args.tiny)
         if done & set(cells):
@@ -532,8 +536,7 @@ def main(argv=None) -> None:
     ap.add_argument("--budget-s", type=float, default=780.0, help="wall seconds for the whole table (default 780)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help=f"JSON lines (default {DEFAULT_OUT.relative_to(REPO)})")
-    ap.add_argument("--data-dir", type=Path, default=DATASETS,
-                    help="folder of the .npz datasets (default $DEEPCLUST_DATASETS, else ../shared/datasets)")
+    add_data_dir_argument(ap)
     ap.add_argument("--cells", help="comma-separated method:dataset:seed, '*' wildcards select from the plan")
     ap.add_argument("--tiny", action="store_true", help="dry run: a few hundred samples, tiny_preset(method)")
     ap.add_argument("--resume", action="store_true", help="skip cells with an ok line in --out")

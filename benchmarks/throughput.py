@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent
@@ -30,7 +29,8 @@ from deepclust.models.training.callbacks import CallbackList  # noqa: E402
 from deepclust.models.training.data import ArrayData  # noqa: E402
 from deepclust.models.training.device import resolve_device  # noqa: E402
 
-DATASETS = ROOT.parent.parent / "shared" / "datasets"
+sys.path.insert(0, str(ROOT))
+from benchdata import add_data_dir_argument, load_npz  # noqa: E402
 
 
 def sync(device):
@@ -83,14 +83,14 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    add_data_dir_argument(ap)
     args = ap.parse_args(argv)
     global clock
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    with np.load(DATASETS / f"{args.dataset}.npz", allow_pickle=False) as d:
-        x = d["x"][:args.samples]
+    x = load_npz(args.dataset, args.data_dir)["x"][:args.samples]
     device = resolve_device(args.device)
     scaler = Scaler.fit(x, "auto")
     if scaler.kind not in ("none", "divide255"):
