@@ -1,4 +1,4 @@
-"""Loss functions and the building blocks they share (METHODS.md conventions §0, §6)."""
+"""Loss functions and the building blocks they share (docs/methods.md#conventions)."""
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,7 @@
 """AE+DAC (Yu et al. 2021): a fully convolutional autoencoder trained jointly with Deep Adaptive
-Clustering's pairwise loss on a softmax head (METHODS §5).
+Clustering's pairwise loss on a softmax head (docs/methods.md#ae_dac).
 
-No code is public; the spec reconstructs it from the paper and DAC. Pretrain the autoencoder on
+No code is public; it is reconstructed from the paper and DAC. Pretrain the autoencoder on
 reconstruction; then, per batch, ``α·L_r + β·L_c`` on encoder, decoder and head, where ``L_c`` is
 binary cross-entropy on the pairs whose label-feature cosine similarity is at least ``u(ξ)``
 (same cluster) or at most ``l(ξ)`` (different clusters). ξ rises once per epoch until the
@@ -31,7 +31,7 @@ from . import register
 from .base import ClusteringMethod, ImageMethod, Params
 
 # -- the adaptive pair loss --------------------------------------------------------------------
-# AE+DAC's clustering pieces (Yu et al. 2021; METHODS §5.2, §5.3), pure tensor functions.
+# AE+DAC's clustering pieces (Yu et al. 2021, §3.2–3.5; docs/methods.md#ae_dac), pure tensor functions.
 #
 # The head's softmax outputs are the label features; L2-normalised, their dot products are the
 # cosine similarities s_ij of the batch's pairs. Pairs with ``s ≥ u(ξ)`` are taken as same-cluster,
@@ -163,7 +163,7 @@ def dac_batch_loss(probs: Tensor, x_hat: Tensor, x: Tensor, xi: float, *, alpha:
 
 
 # -- the method --------------------------------------------------------------------------------
-STL10_SIDE = 96  # from this size on, layout "auto" takes the STL-10 encoder (METHODS §5.1)
+STL10_SIDE = 96  # from this size on, layout "auto" takes the STL-10 encoder (Yu et al. 2021, Table 3)
 OPTIMIZERS = ("rmsprop", "adam")
 AUGMENTATIONS = ("auto", "digits", "photos", "none")
 RMSPROP_RHO = 0.9  # DAC's optimiser: TensorFlow's and Keras' RMSProp decay (torch's default is 0.99)

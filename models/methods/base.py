@@ -28,11 +28,12 @@ class Params(BaseModel):
 
 
 class AutoencoderParams(Params):
-    """The dense autoencoder and its pretraining (DEC-keras defaults, METHODS §6.1)."""
+    """The dense autoencoder and its pretraining (DEC-keras defaults, docs/methods.md#dec)."""
 
     hidden_dims: list[int] = Field([500, 500, 2000], description="Encoder widths; the decoder mirrors them.")
     embedding_dim: int = Field(10, ge=1, le=4096, description="Width of the linear embedding layer.")
-    init: Literal[INITS] = Field("glorot_uniform", description="Dense layer initialisation (METHODS §1.1).")
+    init: Literal[INITS] = Field("glorot_uniform",
+                                 description="Dense layer initialisation (docs/methods.md#initialisation).")
     pretrain_epochs: int = Field(200, ge=0, le=10_000, description="Autoencoder pretraining epochs.")
     pretrain_batch_size: int = Field(256, ge=1, le=65_536)
     pretrain_optimizer: Literal["adam", "sgd"] = "adam"

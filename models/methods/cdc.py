@@ -1,11 +1,11 @@
-"""CDC (Trinh & Pham): correlation losses for deep clustering (METHODS §2).
+"""CDC (Trinh & Pham): correlation losses for deep clustering (docs/methods.md#cdc).
 
 Defaults follow the authors' code (``fict-labs/Deep-Clustering-CDC``), which produced the
 published numbers: row-normalised pairwise distributions with the diagonal kept, the C(Z) side
 of every correlation loss sharpened, nothing detached but the full-data DEC target, no
 reconstruction in fine-tuning, and the code's schedule for a dataset it has no branch for
 (Adam pretraining for 30 epochs, batch 64; SGD(0.01, 0.9) for T = 5000 iterations, target every
-h = 50, no tolerance stop). ``variant="paper"`` is the paper's version (§2.6): eq. 5's global
+h = 50, no tolerance stop). ``variant="paper"`` is the paper's version (docs/methods.md#cdc): eq. 5's global
 normalisation over k≠l, plain KL(C_Z‖C_X), and Algorithm 1's split updates (μ on L_c + ηL_a,
 decoder on L_AE, encoder on L_DC).
 """
@@ -25,7 +25,7 @@ VARIANTS = ("code", "paper")
 
 # -- the pairwise losses -----------------------------------------------------------------------
 # CDC's pairwise Student-t "correlation" distributions over a mini-batch and the KL losses on
-# them (METHODS §2.2, §2.3, §2.6).
+# them (Trinh & Pham, eq. 5, 6 and 11; docs/methods.md#cdc).
 #
 # Two normalisations are offered:
 #
@@ -62,7 +62,7 @@ def pairwise_t(a: torch.Tensor, alpha: float = 1.0, norm: str = "row") -> torch.
 
 
 def sharpen_pairs(c: torch.Tensor, norm: str = "row") -> torch.Tensor:
-    """DEC's target sharpening applied to a pairwise matrix (METHODS §2.3), not detached.
+    """DEC's target sharpening applied to a pairwise matrix (docs/methods.md#cdc), not detached.
 
     ``"row"``: square, divide by column sums, normalise rows. ``"global"``: the same on the
     zero-diagonal matrix, then renormalised into a joint distribution over the pairs k≠l.
@@ -98,7 +98,7 @@ def embedding_target(z: torch.Tensor, alpha: float = 1.0, norm: str = "row", sha
 
 def affinity_loss(q: torch.Tensor, z: torch.Tensor, alpha: float = 1.0, norm: str = "row") -> torch.Tensor:
     """L_a = KL(sharpen(C(Q)) ‖ C(Z)): the pairwise structure of the soft assignments, sharpened
-    like DEC's P, taught to the embedding. Nothing is detached (code, METHODS §2.3)."""
+    like DEC's P, taught to the embedding. Nothing is detached (code, docs/methods.md#cdc)."""
     return pair_kl(sharpen_pairs(pairwise_t(q, alpha, norm), norm), pairwise_t(z, alpha, norm), norm)
 
 

@@ -1,8 +1,8 @@
 """DCCF (Cai, Wang, Xu, Guo; PR 2022): contractive representation plus unsupervised focal loss
-(METHODS §4).
+(docs/methods.md#dccf).
 
 No code is public; the defaults are the paper's where it speaks and the IDEC-pytorch lineage's
-where it is silent (ambiguity register #12–#17): a ``d-500-500-1000-K`` autoencoder with PyTorch's
+where it is silent (each such choice marked in docs/methods.md#dccf): a ``d-500-500-1000-K`` autoencoder with PyTorch's
 init, pretrained 100 epochs on MSE alone (Adam 1e-3, batch 256); then
 ``L = L_rec + λ·Σ_batch ‖J(x)‖²_F + β·(KL(T‖S) + focal)`` with λ = 1e-7, β = 0.1, γ = 2, the exact
 Jacobian norm, ``F.kl_div``'s mean over elements, the hard pseudo-label focal loss, the target
@@ -24,7 +24,7 @@ from . import register
 from .base import AutoencoderMethod, AutoencoderParams
 
 # -- the contractive penalty -------------------------------------------------------------------
-# The contractive penalty ‖J(x)‖²_F of an encoder (Rifai et al. 2011; DCCF eq. 6, METHODS §4.2).
+# The contractive penalty ‖J(x)‖²_F of an encoder (Rifai et al. 2011; Cai et al. 2022, eq. 6; docs/methods.md#dccf).
 #
 # ``J(x) = ∂h/∂x`` is the K×D Jacobian of the encoder at one sample. The exact norm takes K
 # vector-Jacobian products (one batched backward pass) and keeps their graph, so the penalty can
@@ -62,7 +62,8 @@ def encode_with_jacobian_norm(encoder: Callable[[torch.Tensor], torch.Tensor], x
 
 # -- the unsupervised focal loss ---------------------------------------------------------------
 # DCCF's unsupervised focal loss: soft assignments S scored against the self-training target T
-# (METHODS §4.2; Lin et al.'s ``FL(p_t) = -(1 - p_t)^γ log p_t`` with T in place of the labels).
+# (Cai et al. 2022, eq. 11–12, docs/methods.md#dccf; Lin et al.'s ``FL(p_t) = -(1 - p_t)^γ log p_t``
+# with T in place of the labels).
 #
 # - ``"hard"`` (default, the most literal reading of eq. 11 with a one-hot y_true): the pseudo-label
 #   is ``c_i = argmax_j t_ij`` and ``p_t = s_{i,c_i}``.
@@ -135,7 +136,7 @@ class DCCF(AutoencoderMethod):
                    "batch_size": 16, "kmeans_n_init": 2}
 
     def __init__(self, params, n_clusters, seed):
-        if params.embedding_dim is None:  # d' = K (paper §4.1)
+        if params.embedding_dim is None:  # d' = K (paper §4.2)
             params = params.model_copy(update={"embedding_dim": n_clusters})
         super().__init__(params, n_clusters, seed)
 

@@ -1,5 +1,5 @@
 """DCEC (Guo et al. 2017): IDEC on a convolutional autoencoder, the image baseline DECS and
-AE+DAC compare with (METHODS §6.3).
+AE+DAC compare with (docs/methods.md#dcec).
 
 Pretrain the CAE (Adam, 200 epochs, MSE), k-means on its embedding, then ``mse + γ·KL(P‖Q)``
 with DEC's full-data target every ``update_interval`` iterations and its tolerance stop.

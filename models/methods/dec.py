@@ -1,4 +1,4 @@
-"""DEC (Xie et al. 2016), following DEC-keras (METHODS §6.1)."""
+"""DEC (Xie et al. 2016), following DEC-keras (docs/methods.md#dec)."""
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
-"""DECS (Cheng et al., IJCAI 2024): deep embedding clustering driven by sample stability (METHODS §3).
+"""DECS (Cheng et al., IJCAI 2024): deep embedding clustering driven by sample stability
+(docs/methods.md#decs).
 
 A convolutional autoencoder pretrained on augmented images; then the encoder and Student-t
 centres are trained on the stability loss, with an Otsu threshold computed on every augmented
@@ -25,7 +26,7 @@ from . import register
 from .base import ClusteringMethod, ImageMethod, Params
 
 # -- the stability loss and the Otsu threshold -------------------------------------------------
-# DECS' clustering loss pieces (Cheng et al., IJCAI 2024; METHODS §3.3, §3.4), pure tensor functions.
+# DECS' clustering loss pieces (Cheng et al., IJCAI 2024, eq. 6–8; docs/methods.md#decs), pure tensor functions.
 #
 # Per mini-batch: an Otsu threshold t on the batch's soft assignments q (B×K), the determinacy
 # ``fq`` of every sample-centre pair, each sample's stability ``sq`` and the loss built from it.
@@ -37,12 +38,12 @@ from .base import ClusteringMethod, ImageMethod, Params
 # iterations. Variances are population variances, as ``tf.math.reduce_variance``.
 
 OTSU_BINS = 1000
-T_GUARD = 1e-3  # keeps t off 0 and 1, where the determinacy divides by zero (METHODS §3.3)
+T_GUARD = 1e-3  # keeps t off 0 and 1, where the determinacy divides by zero (docs/methods.md#decs)
 
 
 @dataclass(frozen=True)
 class DECSVariant:
-    """The settings that differ between the authors' code and the paper (METHODS §3.5)."""
+    """The settings that differ between the authors' code and the paper (docs/methods.md#decs)."""
 
     name: str
     lam: float  # weight of the variance of fq in the stability

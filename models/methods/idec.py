@@ -1,4 +1,4 @@
-"""IDEC (Guo et al. 2017): DEC that keeps the decoder and its reconstruction loss (METHODS §6.2)."""
+"""IDEC (Guo et al. 2017): DEC that keeps the decoder and its reconstruction loss (docs/methods.md#idec)."""
 from __future__ import annotations
 
 from typing import Literal

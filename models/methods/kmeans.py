@@ -16,7 +16,7 @@ from .base import ClusteringMethod, Params
 
 
 class KMeansParams(Params):
-    n_init: int = Field(20, ge=1, le=1000, description="Restarts; METHODS §1.1 uses 20 everywhere.")
+    n_init: int = Field(20, ge=1, le=1000, description="Restarts (20, as the deep methods' k-means init).")
     max_iter: int = Field(300, ge=1, le=100_000)
     backend: Literal["auto", "torch", "sklearn"] = Field(
         "auto", description="Where k-means runs: 'auto' is torch on a GPU, scikit-learn on the CPU.")

@@ -2,7 +2,7 @@
 and ``check_image_shape``, the size check of any registered image network.
 
 The reference code of every image method is Keras, so layers are built to match it
-(METHODS §1.1): glorot-uniform weights with zero bias, batch-norm with Keras' momentum 0.99
+(docs/methods.md#initialisation): glorot-uniform weights with zero bias, batch-norm with Keras' momentum 0.99
 (PyTorch ``momentum=0.01``) and eps 1e-3, and 'same'/'valid' padding with the same output sizes.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """AE+DAC's fully convolutional autoencoder and its clustering head (Yu et al. 2021, Table 3;
-METHODS §5.1).
+docs/methods.md#ae_dac).
 
 Every encoder layer is ``Conv (stride s, 'same') → BN → ReLU``; every decoder layer but the last
 is ``ConvT 3×3 s2 → BN → ReLU``; the last is a linear ``ConvT 3×3 s2`` back to C channels.
@@ -12,7 +12,7 @@ Two layouts:
   the head reads the flattened code (2×2×64 = 256 for 28×28 and 32×32).
 - ``"stl10"`` (96×96): ``5×5 s4 (16)``, ``3×3 s2`` with 32, 64, 128, then ``3×3 s1 (256)``;
   five stride-2 deconvs (128, 64, 32, 16, C) back; the head reads the code global-average-pooled
-  to 256, the reconciliation METHODS §5.1 recommends for the table's "FC (256, 64)".
+  to 256, the one reading (docs/methods.md#ae_dac) that fits the table's "FC (256, 64)".
 
 Clustering head (the DAC stream): ``Linear(·, 64) → BN → ReLU → Linear(64, K) → BN → ReLU →
 Softmax``; the ReLU before the softmax is in the paper's table and in the original DAC.

@@ -1,4 +1,4 @@
-"""DCEC's convolutional autoencoder (Guo et al. 2017; METHODS §6.3). No batch-norm.
+"""DCEC's convolutional autoencoder (Guo et al., ICONIP 2017; docs/methods.md#dcec). No batch-norm.
 
 Encoder: ``Conv 5×5 s2 'same' (32) → Conv 5×5 s2 'same' (64) → Conv 3×3 s2 (128)``, each with
 ReLU, the last 'same' when the side is a multiple of 8 and 'valid' otherwise, then

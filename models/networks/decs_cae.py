@@ -1,4 +1,4 @@
-"""DECS' convolutional autoencoder, as the authors' code builds it (METHODS §3.1).
+"""DECS' convolutional autoencoder, as the authors' code builds it (docs/methods.md#decs).
 
 Encoder: three blocks of ``Conv 3×3 s1 'same' + ReLU → BN → MaxPool 2``, a fourth
 ``Conv 3×3 s1 + ReLU → BN`` whose padding is 'same' when the side is a multiple of 8 and
@@ -36,7 +36,7 @@ def _decoder_out(n: int) -> int:
 
 @register_network("decs_cae")
 class DECSAutoencoder(ConvDenseAutoencoder):
-    """DECS' convolutional autoencoder (code layout, METHODS §3.1).
+    """DECS' convolutional autoencoder (code layout, docs/methods.md#decs).
 
     ``filters`` are the four conv widths (32, 64, 128, 256 in the paper's code).
     """

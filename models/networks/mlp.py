@@ -18,7 +18,7 @@ INITS = ("glorot_uniform", "variance_scaling", "torch_default")
 
 
 def init_linear(layer: nn.Linear, scheme: str) -> None:
-    """Initialise one dense layer the way the reference code does (METHODS §1.1).
+    """Initialise one dense layer the way the reference code does (docs/methods.md#initialisation).
 
     ``glorot_uniform`` is the Keras default; ``variance_scaling`` is DEC-keras'
     VarianceScaling(1/3, fan_in, uniform) = U(±sqrt(1/fan_in)). Both zero the bias, as Keras

@@ -1,8 +1,8 @@
 """Random augmentations of image batches, without torchvision: for digits (``augment``), random
 rotation and translation as Keras'
 ``ImageDataGenerator(rotation_range=10, width_shift_range=0.1, height_shift_range=0.1)`` does for
-DECS (METHODS §3.2); for photos (``photo_augment``), pad-and-crop, horizontal flip and colour
-jitter.
+DECS (Cheng et al. 2024, §4.5; docs/methods.md#decs); for photos (``photo_augment``), pad-and-crop,
+horizontal flip and colour jitter.
 
 Each image gets its own angle, uniform in ±``degrees``, and its own shift, uniform in
 ±``translate`` of its width and height (continuous, not whole pixels). The warp is bilinear

@@ -1,4 +1,4 @@
-"""The clustering (fine-tuning) phase of DEC and its descendants (METHODS §6.1).
+"""The clustering (fine-tuning) phase of DEC and its descendants (Xie et al. 2016; docs/methods.md#dec).
 
 Every ``update_interval`` iterations the soft assignments of the full data give a new target
 (a constant for the steps in between); training stops when fewer than ``tol`` of the labels

@@ -26,7 +26,7 @@ def embed_on_device(model, data: ArrayData) -> torch.Tensor:
 def kmeans_init(model, data: ArrayData, *, n_init: int, seed: int, backend: str = "auto") -> np.ndarray:
     """Fit ``KMeans(K, n_init)`` on the embedding, copy its centres into the model, return its labels.
 
-    METHODS §1.1: always pass ``n_init`` explicitly (sklearn's default became 'auto').
+    docs/methods.md#k-means-initialisation: always pass ``n_init`` explicitly (sklearn's default became 'auto').
     ``backend`` (``models.training.kmeans``): ``"auto"`` runs it in torch on a CUDA device (the
     embedding never leaves it) and with scikit-learn on the CPU, as it always ran.
     """
