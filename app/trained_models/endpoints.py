@@ -28,6 +28,7 @@ from deepclust.app.errors import (
     MALFORMED_REQUEST,
     MISSING_ARRAY,
     MISSING_FILE,
+    MODEL_IN_USE,
     MODEL_NOT_FOUND,
     NON_FINITE,
     NON_NUMERIC,
@@ -118,9 +119,10 @@ async def get_model(model_id: str, db: DbDep, tenant: TenantDep) -> ModelOut:
 
 
 @router.delete("/{model_id}", status_code=204, response_class=Response, summary="Delete a model",
-               responses=errors(MODEL_NOT_FOUND))
+               responses=errors(MODEL_NOT_FOUND, MODEL_IN_USE))
 async def delete_model(model_id: str, request: Request, db: DbDep, tenant: TenantDep) -> Response:
-    """Delete the model; its job keeps its labels and metrics (and shows model_id null)."""
+    """Delete the model; its job keeps its labels and metrics (and shows model_id null), its finished
+    batch predictions their labels. 409 while a batch prediction by it is queued or running."""
     await db.run(lifecycle.delete_model, tenant, model_id)
     request.app.state.models.evict([model_id])
     return Response(status_code=204)
