@@ -128,5 +128,15 @@ def pending_dispatch(session: Session) -> list[str]:
                                                          backoff_over()).order_by(Prediction.created_at)).all())
 
 
+def redispatch_queued(session: Session) -> int:
+    """The broker lost its messages: every queued prediction goes back to ``dispatch_pending``, so
+    the next round sends it again (one whose message survived gets two; only one claim wins)."""
+    result = session.execute(update(Prediction).where(Prediction.status == QUEUED,
+                                                      Prediction.dispatch_pending.is_(False))
+                             .values(dispatch_pending=True))
+    session.commit()
+    return result.rowcount
+
+
 def mark_dispatched(session: Session, prediction_id: str) -> bool:
     return _update(session, prediction_id, Prediction.dispatch_pending, dispatch_pending=False)

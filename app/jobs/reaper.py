@@ -11,7 +11,7 @@ import threading
 
 from sqlalchemy.engine import Engine
 
-from deepclust.app.core import joblog, jobstate, sweepstate
+from deepclust.app.core import joblog, jobstate, predictionstate, sweepstate
 from deepclust.app.core.db import new_session
 from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
 from deepclust.app.core.settings import Settings
@@ -38,8 +38,13 @@ def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> lis
             session.rollback()
             log.exception("settling sweeps failed this round")
         try:  # a broker restarted without persistence took the queued jobs' messages with it
-            if dispatcher.messages_lost() and (count := jobstate.redispatch_queued(session)):
-                log.warning("the broker lost its messages (restarted?); %d queued jobs are sent again", count)
+            if dispatcher.messages_lost():
+                if count := jobstate.redispatch_queued(session):
+                    log.warning("the broker lost its messages (restarted?); %d queued jobs are sent again", count)
+                # batch predictions too (app/predictions/service.py sends them in its round)
+                if count := predictionstate.redispatch_queued(session):
+                    log.warning("the broker lost its messages (restarted?); %d queued predictions are sent again",
+                                count)
         except BrokerUnavailable as exc:
             log.warning("cannot tell whether the broker kept its messages: %s", exc)
         # Durable in the row, so a broker outage or an API restart between requeue and send loses

@@ -258,3 +258,43 @@ def test_image_and_encoder_models_predict_image_datasets(backend, api):
     assert error["details"]["expected_kind"] == "images"
     assert_error(api.post("/v1/predictions", json={"model_id": features, "dataset_id": images}), 422,
                  "dataset_not_for_model")
+
+
+@pytest.mark.needs("redis")
+def test_queued_predictions_are_sent_again_when_the_broker_lost_its_messages(backend, api, model_and_data):
+    """On Celery: a prediction is a message of its own task; Redis restarted without persistence (its
+    marker gone) makes the reaper mark every queued prediction pending, and its round sends them."""
+    import json
+    import uuid
+
+    import redis
+
+    from deepclust.app.core.dispatch import CeleryDispatcher
+    from deepclust.app.jobs.reaper import reap_once as reap_jobs
+
+    from ..conftest import REDIS_URL
+
+    model, dataset, _ = model_and_data
+    queue, broker = f"test-{uuid.uuid4().hex[:12]}", f"{REDIS_URL}/{np.random.default_rng().integers(1, 16)}"
+    settings = backend.settings.model_copy(update={"queue": queue, "broker_url": broker, "dispatcher": "celery"})
+    engine = engine_for(settings.database_url)
+    dispatcher = CeleryDispatcher(settings)
+    created = start(api, model, dataset)  # the test app's dispatcher is local: no message yet
+    r = redis.Redis.from_url(broker)
+    try:
+        r.delete(queue, f"deepclust:{queue}:alive")  # what a restart without persistence leaves
+        reap_jobs(engine, settings, dispatcher)
+        with new_session(engine) as session:
+            assert session.get(Prediction, created["id"]).dispatch_pending
+        reap_once(engine, settings, dispatcher)
+        messages = [json.loads(m)["headers"] for m in r.lrange(queue, 0, -1)]
+        assert [(m["task"], m["argsrepr"]) for m in messages if created["id"] in m["argsrepr"]] == [
+            ("deepclust.run_prediction", f"['{created['id']}']")]
+        with new_session(engine) as session:
+            assert not session.get(Prediction, created["id"]).dispatch_pending
+    finally:
+        r.delete(queue, f"deepclust:{queue}:alive")
+        r.close()
+        with new_session(engine) as session:
+            session.delete(session.get(Prediction, created["id"]))
+            session.commit()
