@@ -92,23 +92,25 @@ def requeue_or_fail(session: Session, prediction_id: str, attempt: int, reason: 
 
 
 def reap_stale(session: Session, stale_after_seconds: float, max_attempts: int,
-               backoff: tuple[float, float] = (0.0, 0.0)) -> list[str]:
-    """Requeue (or fail) running predictions whose heartbeat went stale; returns the requeued ids."""
+               backoff: tuple[float, float] = (0.0, 0.0)) -> tuple[list[str], list[str]]:
+    """Requeue (or fail) running predictions whose heartbeat went stale, and cancel those whose
+    cancel was asked; returns the ids requeued and the ids cancelled (whose files may go)."""
     cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
     stale = session.exec(select(Prediction.id, Prediction.attempts, Prediction.cancel_requested)
                          .where(Prediction.status == RUNNING, Prediction.heartbeat_at < cutoff)).all()
-    requeued = []
+    requeued, cancelled = [], []
     for prediction_id, attempt, cancelling in stale:
         if cancelling:  # its worker died while it was being cancelled: cancelled, not run again
-            _update(session, prediction_id, *_owned(attempt), Prediction.heartbeat_at < cutoff, status=CANCELLED,
-                    finished_at=utcnow(), heartbeat_at=None)
+            if _update(session, prediction_id, *_owned(attempt), Prediction.heartbeat_at < cutoff, status=CANCELLED,
+                       finished_at=utcnow(), heartbeat_at=None):
+                cancelled.append(prediction_id)
             continue
         outcome = requeue_or_fail(session, prediction_id, attempt, f"no heartbeat for {stale_after_seconds:.0f} s",
                                   max_attempts, Prediction.heartbeat_at < cutoff,
                                   retry_in=retry_delay(attempt, *backoff))
         if outcome == QUEUED:
             requeued.append(prediction_id)
-    return requeued
+    return requeued, cancelled
 
 
 def backoff_over():

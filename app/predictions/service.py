@@ -205,11 +205,16 @@ def _plain_npy(vector: np.ndarray) -> bytes:
 
 def reap_once(engine: Engine, settings: Settings, dispatcher: Dispatcher) -> list[str]:
     """Requeue the predictions whose heartbeat went stale (their next attempt resumes after the rows
-    stored) and send every requeued one the broker has not taken yet; returns the ids requeued."""
+    stored; one being cancelled is cancelled) and send every requeued one the broker has not taken
+    yet; returns the ids requeued."""
     with new_session(engine) as session:
-        requeued = predictionstate.reap_stale(session, settings.stale_after_seconds, settings.max_attempts,
-                                              (settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
+        requeued, cancelled = predictionstate.reap_stale(
+            session, settings.stale_after_seconds, settings.max_attempts,
+            (settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
         store = store_for(settings.data_dir)
+        for prediction_id in cancelled:  # its worker died while it was being cancelled
+            store.delete_prefix(prediction_prefix(prediction_id))
+            joblog.append(store, prediction_id, "no heartbeat while it was being cancelled; it is cancelled", "INFO")
         for prediction_id in requeued:
             log.warning("prediction %s lost its worker (stale heartbeat); requeued", prediction_id)
             joblog.append(store, prediction_id, f"no heartbeat for {settings.stale_after_seconds:.0f} s (the worker "

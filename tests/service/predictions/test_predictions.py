@@ -210,6 +210,26 @@ def test_a_lost_worker_is_reaped_and_the_retry_resumes_to_the_same_labels(backen
     assert "no heartbeat" in log and "resuming after the 20 of 60 rows" in log
 
 
+def test_a_lost_worker_of_a_prediction_being_cancelled_ends_it_cancelled(backend, api, model_and_data):
+    from deepclust.app.core.storage import store_for
+    from deepclust.worker.predict import _store_part
+
+    model, dataset, _ = model_and_data
+    created = start(api, model, dataset)
+    engine = engine_for(backend.settings.database_url)
+    with new_session(engine) as session:
+        predictionstate.claim(session, created["id"], "gone:2")
+    _store_part(created["id"], 0, np.full((5, K), 1 / K, np.float32), store_for(backend.settings.data_dir))
+    assert api.post(f"/v1/predictions/{created['id']}/cancel").json()["status"] == "running"
+    with new_session(engine) as session:
+        session.execute(Prediction.__table__.update().where(Prediction.id == created["id"])
+                        .values(heartbeat_at=utcnow().replace(year=2000)))
+        session.commit()
+    assert reap_once(engine, settings_of(backend, stale_after_seconds=5), LocalDispatcher()) == []
+    assert api.get(f"/v1/predictions/{created['id']}").json()["status"] == "cancelled"
+    assert not [f for f in artifacts(backend.data_dir) if f.startswith(f"predictions/{created['id']}")]
+
+
 def test_a_deleted_dataset_takes_its_finished_predictions(backend, api, model_and_data):
     model, dataset, _ = model_and_data
     created = start(api, model, dataset)
