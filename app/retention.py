@@ -1,5 +1,5 @@
-"""Optional retention: jobs that finished more than DEEPCLUST_RETENTION_DAYS ago are removed, with
-their models, results and files, by a thread of the API process (one per replica is harmless:
+"""Optional retention: jobs (and batch predictions) that finished more than DEEPCLUST_RETENTION_DAYS
+ago are removed, with their models, results and files, by a thread of the API process (one per replica is harmless:
 each deletion is guarded, so a job goes once)."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from deepclust.app.core.db import new_session, utcnow
 from deepclust.app.core.storage import ArtifactStore
 from deepclust.app.core.tables import ACTIVE_STATES, Job
 from deepclust.app.lifecycle import remove_files, remove_job
+from deepclust.app.predictions.service import purge_expired as purge_expired_predictions
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class RetentionSweeper(threading.Thread):
             try:
                 while len(purge_expired(self.engine, self.store, self.retention_days)) >= BATCH:
                     continue  # a backlog: the next batch at once
+                while len(purge_expired_predictions(self.engine, self.store, self.retention_days)) >= BATCH:
+                    continue  # batch predictions the same way
             except Exception:  # the database may be down for a while; next round
                 log.exception("retention round failed")
             if self._stop_event.wait(self.interval_seconds):

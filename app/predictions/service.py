@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import delete
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from deepclust.app.core import joblog, predictionstate, results
-from deepclust.app.core.db import new_session
+from deepclust.app.core.db import new_session, utcnow
 from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
 from deepclust.app.core.encoding import EncoderSpec
 from deepclust.app.core.ids import new_id
@@ -199,6 +200,26 @@ def _plain_npy(vector: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, vector, allow_pickle=False)
     return buffer.getvalue()
+
+
+def purge_expired(engine: Engine, store: ArtifactStore, retention_days: float, batch: int = 1000) -> list[str]:
+    """Retention (app/retention.py): delete up to ``batch`` predictions that finished more than
+    ``retention_days`` ago, with their files; returns their ids."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    removed = []
+    with new_session(engine) as session:
+        expired = session.exec(select(Prediction.id).where(Prediction.status.not_in(ACTIVE_STATES),
+                                                           Prediction.finished_at < cutoff)
+                               .order_by(Prediction.finished_at).limit(batch)).all()
+        for prediction_id in expired:
+            if session.execute(delete(Prediction).where(Prediction.id == prediction_id,
+                                                        Prediction.status.not_in(ACTIVE_STATES))).rowcount == 1:
+                session.commit()
+                remove_files(store, prediction_id)
+                removed.append(prediction_id)
+    if removed:
+        log.info("retention: removed %d predictions finished more than %g days ago", len(removed), retention_days)
+    return removed
 
 
 # -- the reaper's round (a thread of the API process, app/jobs/reaper.py) -----------------------------

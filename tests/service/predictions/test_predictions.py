@@ -318,3 +318,24 @@ def test_queued_predictions_are_sent_again_when_the_broker_lost_its_messages(bac
         with new_session(engine) as session:
             session.delete(session.get(Prediction, created["id"]))
             session.commit()
+
+
+def test_retention_removes_old_finished_predictions_with_their_files(backend, api, model_and_data):
+    from deepclust.app.core.storage import store_for
+    from deepclust.app.predictions.service import purge_expired
+
+    model, dataset, _ = model_and_data
+    old, recent, queued = (start(api, model, dataset) for _ in range(3))
+    for prediction in (old, recent):
+        assert run_prediction(prediction["id"], settings_of(backend)) == "succeeded"
+    engine = engine_for(backend.settings.database_url)
+    with new_session(engine) as session:
+        session.execute(Prediction.__table__.update().where(Prediction.id == old["id"])
+                        .values(finished_at=utcnow().replace(year=2000)))
+        session.commit()
+    store = store_for(backend.settings.data_dir)
+    assert purge_expired(engine, store, retention_days=7) == [old["id"]]
+    assert_error(api.get(f"/v1/predictions/{old['id']}"), 404, "prediction_not_found")
+    assert not [f for f in artifacts(backend.data_dir) if f.startswith(f"predictions/{old['id']}")]
+    assert api.get(f"/v1/predictions/{recent['id']}").json()["status"] == "succeeded"
+    assert api.get(f"/v1/predictions/{queued['id']}").json()["status"] == "queued"
