@@ -1,4 +1,4 @@
-"""DCCF (METHODS §4): the exact Jacobian penalty against torch's own Jacobian and a hand
+"""DCCF (docs/methods.md#dccf): the exact Jacobian penalty against torch's own Jacobian and a hand
 computation, the focal losses by hand, where gradients go, and the params. Training end to end:
 test_cdc_dccf_training.py."""
 import math
