@@ -1,4 +1,4 @@
-"""The DEC/IDEC clustering schedule of METHODS §6.1: full-data targets every update_interval
+"""The DEC/IDEC clustering schedule of DEC-keras (docs/methods.md#dec): full-data targets every update_interval
 iterations, tolerance stop on label change, sequential batches."""
 import numpy as np
 import torch
