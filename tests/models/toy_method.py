@@ -1,4 +1,4 @@
-"""A method the library does not ship, in the shape of AE+DAC (METHODS §5), loaded as a pytest
+"""A method the library does not ship, in the shape of AE+DAC (docs/methods.md#ae_dac), loaded as a pytest
 plugin (``-p toy_method``) to show that registering a method is all it takes for the contract
 suite to cover it.
 
