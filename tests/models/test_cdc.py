@@ -1,4 +1,4 @@
-"""CDC (METHODS §2): every loss term against a hand computation, where gradients flow and where
+"""CDC (docs/methods.md#cdc): every loss term against a hand computation, where gradients flow and where
 they are stopped, and the params. Training end to end: test_cdc_dccf_training.py."""
 import math
 
@@ -136,7 +136,7 @@ def test_a_batch_of_one_gives_zero_losses():
 
 # -- gradients -----------------------------------------------------------------------------------
 def test_correlation_gradient_flows_through_the_sharpened_target():
-    # METHODS §2.6.3: no stop-gradient on sharpen(C(Z)). Since C(X) is a constant, every bit of
+    # docs/methods.md#cdc, departure 3: no stop-gradient on sharpen(C(Z)). Since C(X) is a constant, every bit of
     # L_cr(Z,X)'s gradient comes through the target; gradcheck verifies it against finite
     # differences of the whole expression.
     z = t(Z, grad=True)
