@@ -16,7 +16,8 @@ JOBS = {
     "dccf": {"params": {**NET, "max_epochs": 4, "batch_size": 32, "contractive_in_pretrain": True},
              "pretrain": {"epochs": 2, "batch_size": 32}},
 }
-# The terms each phase must log (METHODS §2.3 and §4.2), beside the total "loss".
+# The terms each phase must log (Trinh & Pham eq. 7, 13; Cai et al. 2022 eq. 7, 14; docs/methods.md),
+# beside the total "loss".
 TERMS = {
     "cdc": ({"reconstruction", "corr_embedding", "corr_output"}, {"kl", "affinity", "corr_embedding", "corr_output"}),
     "dccf": ({"reconstruction", "contractive"}, {"reconstruction", "contractive", "kl", "focal"}),
