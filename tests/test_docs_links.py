@@ -1,8 +1,8 @@
-"""Every relative link in README.md and docs/ resolves in a clone of the repository.
+"""Every relative link in README.md, docs/ and benchmarks/ resolves in a clone of the repository.
 
 The docs are read on GitHub and in a checkout, where a link to a file that moved, or to a
 heading that was renamed, fails silently. These tests follow each relative link (and image) in
-README.md and docs/**/*.md to a file inside the repository, and each ``#anchor`` to a heading
+README.md, docs/**/*.md and benchmarks/*.md to a file inside the repository, and each ``#anchor`` to a heading
 of its target, with GitHub's heading-to-anchor rule. The code's comments point into
 docs/methods.md by anchor (``docs/methods.md#dccf``): those anchors are checked too.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DOCS = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
+DOCS = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "benchmarks").glob("*.md")])
 
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
