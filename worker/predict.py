@@ -30,6 +30,7 @@ from deepclust.app.core.npyfile import open_array
 from deepclust.app.core.settings import Settings, get_settings
 from deepclust.app.core.storage import prediction_key, prediction_part_key, prediction_prefix, store_for
 from deepclust.app.core.tables import CANCELLED, FAILED, QUEUED, SUCCEEDED, Dataset, Prediction, TrainedModel
+from deepclust.models import DeepClusterer
 from deepclust.worker.failures import is_infrastructure, job_error
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ class Lost(Exception):
 
 
 def run_prediction(prediction_id: str, settings: Settings | None = None, attempt: int | None = None) -> str | None:
-    """Run the prediction if it can be claimed; its final status, or None if it was not ours
-    (already taken, finished or cancelled) or it went back to the queue. ``attempt``: claimed for
-    us already (by the local runner) as this attempt."""
+    """Run the prediction if it can be claimed; its final status (``queued`` when it went back to the
+    queue), or None if it was not ours (already taken, finished or cancelled, or lost on the way).
+    ``attempt``: claimed for us already (by the local runner) as this attempt."""
     settings = settings or get_settings()
     engine = engine_for(settings.database_url, connect_timeout=settings.db_connect_timeout_seconds)
     store = store_for(settings.data_dir)
@@ -114,6 +115,8 @@ def _record(row: Prediction, status: str, values: dict, settings: Settings, engi
                 raise
             log.error("prediction %s: the database stayed unreachable; the reaper will requeue it", row.id)
             return None
+        if outcome is None:  # no longer ours: the reaper or a new owner has it
+            return None
         if outcome == QUEUED:
             log.warning("prediction %s: attempt %d ended by the infrastructure; it goes back to the queue in %.0f s "
                         "and resumes after the rows already stored", row.id, row.attempts, delay)
@@ -125,7 +128,7 @@ def _record(row: Prediction, status: str, values: dict, settings: Settings, engi
             return None
     if status == SUCCEEDED:
         store.delete_prefix(f"{prediction_prefix(row.id)}/parts")
-    elif status is not None:
+    else:
         store.delete_prefix(prediction_prefix(row.id))
     if status == FAILED and "error" in values:
         log.error("prediction %s failed: %s: %s", row.id, values["error"]["code"], values["error"]["message"])
@@ -140,8 +143,6 @@ def _write(engine, action):
 
 def _load(row: Prediction, settings: Settings, engine, store):
     """The model (and the encoder it runs first), and the dataset's rows memory-mapped."""
-    from deepclust.models import DeepClusterer  # torch: only in the process that predicts
-
     with new_session(engine) as session:
         dataset = session.get(Dataset, row.dataset_id)
         encoder = None
