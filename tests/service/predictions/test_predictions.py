@@ -339,3 +339,22 @@ def test_retention_removes_old_finished_predictions_with_their_files(backend, ap
     assert not [f for f in artifacts(backend.data_dir) if f.startswith(f"predictions/{old['id']}")]
     assert api.get(f"/v1/predictions/{recent['id']}").json()["status"] == "succeeded"
     assert api.get(f"/v1/predictions/{queued['id']}").json()["status"] == "queued"
+
+
+def test_the_document_lists_the_routes_and_the_codes_they_answer(api):
+    paths = api.get("/openapi.json").json()["paths"]
+
+    def codes(path: str, method: str, status: str) -> str:
+        return paths[path][method]["responses"][status]["description"]
+
+    assert {"post", "get"} <= set(paths["/v1/predictions"])
+    assert {"get", "delete"} <= set(paths["/v1/predictions/{prediction_id}"])
+    for code in ("`model_not_found`", "`dataset_not_found`"):
+        assert code in codes("/v1/predictions", "post", "404")
+    assert "`dataset_not_for_model`" in codes("/v1/predictions", "post", "422")
+    assert "`broker_unavailable`" in codes("/v1/predictions", "post", "503")
+    assert "`prediction_not_succeeded`" in codes("/v1/predictions/{prediction_id}/labels", "get", "409")
+    assert "`prediction_finished`" in codes("/v1/predictions/{prediction_id}/cancel", "post", "409")
+    assert "`prediction_active`" in codes("/v1/predictions/{prediction_id}", "delete", "409")
+    assert "`model_in_use`" in codes("/v1/models/{model_id}", "delete", "409")
+    assert "`dataset_in_use`" in codes("/v1/datasets/{dataset_id}", "delete", "409")
