@@ -9,6 +9,7 @@ command out of those blocks (a small shell lexer: quotes, comments, continuation
 - ``deepclust ...``: the CLI's own parser (typer/click) accepts the command line as written,
   down to a leaf command, with every command's callback replaced by a no-op so nothing runs;
 - ``python benchmarks/X.py ...``: the script exists and declares every flag given in its argparse;
+- ``curl ... $API/v1/...``: the service's OpenAPI document has that path with that method;
 - every path into the repository (a word under one of its tracked top-level folders, or a
   ``.md``/``.py``/``.toml`` file) exists, in the blocks and in the README's inline code.
 """
@@ -241,6 +242,47 @@ def test_benchmark_commands_name_a_script_and_its_flags(words):
     assert flags <= script_flags(script), f"{words[1]} has no flag {sorted(flags - script_flags(script))}"
 
 
+CURL = [c for c in COMMANDS if c[0] == "curl"]
+LOCAL_URL = re.compile(r"^(?:\$API|https?://(?:127\.0\.0\.1|localhost)(?::\d+)?)(/[^?#]*)")
+
+
+def curl_request(words: list[str]) -> tuple[str, str] | None:
+    """``(METHOD, path)`` of a curl command line against the service, or None for another URL."""
+    method, path, body = None, None, False
+    for i, word in enumerate(words[1:], 1):
+        if word in ("-X", "--request") and i + 1 < len(words):
+            method = words[i + 1].upper()
+        elif word in ("-d", "--data", "--data-binary", "-F", "--form"):
+            body = True
+        elif (match := LOCAL_URL.match(word)) and path is None:
+            path = match.group(1)
+    if path is None:
+        return None
+    return method or ("POST" if body else "GET"), path
+
+
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory) -> list[tuple[re.Pattern, set[str]]]:
+    """The service's paths (as patterns: a ``{param}`` matches one segment) and their methods."""
+    from deepclust.app.core.settings import Settings
+    from deepclust.app.main import create_app
+
+    spec = create_app(Settings(data_dir=tmp_path_factory.mktemp("data"))).openapi()
+    return [(re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"), {m.upper() for m in ops})
+            for path, ops in spec["paths"].items()]
+
+
+@pytest.mark.parametrize("words", CURL, ids=" ".join)
+def test_curl_commands_name_a_route(words, routes):
+    request = curl_request(words)
+    assert request is not None, f"`{' '.join(words)}` calls no URL of the service"
+    method, path = request
+    concrete = re.sub(r"\$\w+", "x", path)  # $JOB, $MODEL ... stand for one id
+    methods = [ops for pattern, ops in routes if pattern.match(concrete)]
+    assert methods, f"the API has no path {path} (`{' '.join(words)}`)"
+    assert any(method in ops for ops in methods), f"{path} does not take {method} (it takes {methods})"
+
+
 def test_paths_the_readme_names_exist():
     top = tracked_top_level()
     inline = re.findall(r"`([^`\n]+)`", BASH_BLOCK.sub("", README.read_text(encoding="utf-8")))
@@ -270,5 +312,16 @@ def test_a_renamed_flag_or_command_is_caught():
     assert {"--method", "--dataset", "--data-dir", "--seeds"} <= script_flags(reproduce)
     assert "--dataset-name" not in script_flags(reproduce)
     assert "no-such-target" not in make_targets() and {"run", "test", "setup"} <= make_targets()
+    assert curl_request(["curl", "-s", "-X", "POST", "$API/v1/jobs/$JOB/cancel"]) == ("POST", "/v1/jobs/$JOB/cancel")
+    assert curl_request(["curl", "-s", "-F", "file=@x.csv", "$API/v1/datasets?x=1"]) == ("POST", "/v1/datasets")
+    assert curl_request(["curl", "https://example.com/v1/jobs"]) is None
     assert repo_paths(["docs/no-such.md", "digits/3/3.png", "$API/v1/jobs", "notes.md"], {"docs"}) == [
         "docs/no-such.md", "notes.md"]
+
+
+def test_a_wrong_route_or_method_is_caught(routes):
+    def takes(method, path):
+        return any(method in ops for pattern, ops in routes if pattern.match(path))
+
+    assert takes("POST", "/v1/jobs/x/cancel") and takes("GET", "/v1/jobs/x/plots/history.png")
+    assert not takes("GET", "/v1/jobs/x/cancel") and not takes("GET", "/v1/job/x")
