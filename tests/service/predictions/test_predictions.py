@@ -358,3 +358,35 @@ def test_the_document_lists_the_routes_and_the_codes_they_answer(api):
     assert "`prediction_active`" in codes("/v1/predictions/{prediction_id}", "delete", "409")
     assert "`model_in_use`" in codes("/v1/models/{model_id}", "delete", "409")
     assert "`dataset_in_use`" in codes("/v1/datasets/{dataset_id}", "delete", "409")
+
+
+
+def test_the_local_runner_takes_the_oldest_of_queued_jobs_and_predictions(tmp_path):
+    """One runner, one process at a time, for both: whichever was queued first runs first (on a
+    database of its own, so no other test's queued rows count)."""
+    from datetime import timedelta
+
+    from deepclust.app.core.migrate import upgrade
+    from deepclust.app.core.settings import Settings
+    from deepclust.app.core.tables import Job
+    from deepclust.worker.local import LocalRunner
+
+    url = f"sqlite:///{tmp_path / 'runner.db'}"
+    upgrade(url)
+    runner = LocalRunner(Settings(database_url=url, data_dir=tmp_path, dispatcher="local"))
+    now = utcnow()  # not started: no process is spawned
+    with new_session(engine_for(url)) as session:
+        session.add(Prediction(id="prd_first", tenant_id="t", model_id="mdl_x", dataset_id="ds_x", created_at=now))
+        session.add(Job(id="job_second", tenant_id="t", dataset_id="ds_x", method="kmeans", n_clusters=2, params={},
+                        created_at=now + timedelta(seconds=1)))
+        session.add(Prediction(id="prd_third", tenant_id="t", model_id="mdl_x", dataset_id="ds_x",
+                               created_at=now + timedelta(seconds=2)))
+        session.commit()
+        assert runner._oldest() == "prd_first"
+        predictionstate.request_cancel(session, "prd_first")
+        assert runner._oldest() == "job_second"
+        session.get(Job, "job_second").status = "cancelled"
+        session.commit()
+        assert runner._oldest() == "prd_third"
+        predictionstate.request_cancel(session, "prd_third")
+        assert runner._oldest() is None
