@@ -47,7 +47,8 @@ function row(dataset) {
   const remover = h("button", { type: "button", className: "danger small" }, "Delete");
   remover.addEventListener("click", () => remove(dataset, remover));
   return h("tr", { "data-id": dataset.id },
-    h("td", {}, h("strong", {}, dataset.name), h("br"), h("code", { className: "muted" }, dataset.id)),
+    h("td", {}, h("a", { href: `/datasets/${dataset.id}` }, h("strong", {}, dataset.name)), h("br"),
+      h("code", { className: "muted" }, dataset.id)),
     h("td", {}, dataset.n_samples),
     h("td", {}, `[${dataset.sample_shape.join(", ")}]`),
     h("td", {}, dataset.has_labels ? `${dataset.n_classes} classes` : "–"),

@@ -1,0 +1,114 @@
+// The sweep form: dataset, method, the K range and seeds of the grid, the criterion that picks K,
+// pretraining and the method's params (as JSON: the same for every job of the grid).
+import { $, api, h, hideError, showError } from "./app.js";
+
+const form = $("#sweep-form");
+const errorBox = $("#sweep-error");
+let methods = [];
+let datasets = [];
+
+function selectedDataset() {
+  return datasets.find((d) => d.id === $("#sweep-dataset").value);
+}
+
+function fillMethods() {
+  const dataset = selectedDataset();
+  const kind = dataset && dataset.sample_shape.length === 3 ? "images" : "features";
+  const select = $("#sweep-method");
+  const previous = select.value || "kmeans";
+  select.replaceChildren(...methods.filter((m) => m.input_kinds.includes(kind)).map((m) => h("option", { value: m.name }, m.name)));
+  if ([...select.options].some((o) => o.value === previous)) select.value = previous;
+  if (dataset) {
+    for (const id of ["#sweep-k-min", "#sweep-k-max"]) $(id).max = dataset.n_samples - 1;
+    if (dataset.n_classes && !$("#sweep-k-max").dataset.touched) {
+      $("#sweep-k-min").value = Math.max(2, dataset.n_classes - 3);
+      $("#sweep-k-max").value = Math.min(dataset.n_samples - 1, dataset.n_classes + 3);
+    }
+  }
+  describe();
+}
+
+function describe() {
+  const method = methods.find((m) => m.name === $("#sweep-method").value);
+  $("#sweep-defaults").textContent = method ? `Defaults of ${method.name}: ${JSON.stringify(method.defaults)}` : "";
+  const grid = gridOf();
+  $("#sweep-size").textContent = grid.ks && grid.seeds ? `${grid.ks.length * grid.seeds.length} jobs `
+    + `(${grid.ks.length} K's × ${grid.seeds.length} seeds).` : "";
+}
+
+/** The K's and seeds the form describes (null where a field does not parse). */
+function gridOf() {
+  const lo = $("#sweep-k-min").valueAsNumber;
+  const hi = $("#sweep-k-max").valueAsNumber;
+  const step = $("#sweep-k-step").valueAsNumber;
+  const ks = [lo, hi, step].every(Number.isInteger) && lo >= 2 && lo <= hi && step >= 1
+    ? Array.from({ length: Math.floor((hi - lo) / step) + 1 }, (_, i) => lo + i * step) : null;
+  const text = $("#sweep-seeds").value;
+  const seeds = /^\s*\d+(\s*,\s*\d+)*\s*$/.test(text) ? text.split(",").map((s) => Number.parseInt(s, 10)) : null;
+  return { lo, hi, step, ks, seeds };
+}
+
+async function submit(event) {
+  event.preventDefault();
+  hideError(errorBox);
+  const { lo, hi, step, ks, seeds } = gridOf();
+  $("#sweep-k-max").setCustomValidity(ks ? "" : "The K range is two whole numbers, 2 <= smallest <= largest.");
+  $("#sweep-seeds").setCustomValidity(seeds ? "" : "Seeds are comma-separated whole numbers.");
+  let params = {};
+  const paramsText = $("#sweep-params").value.trim();
+  try {
+    params = paramsText ? JSON.parse(paramsText) : {};
+    const object = params && typeof params === "object" && !Array.isArray(params);
+    $("#sweep-params").setCustomValidity(object ? "" : "The params are a JSON object.");
+  } catch (error) {
+    $("#sweep-params").setCustomValidity(`Not JSON: ${error.message}`);
+  }
+  if (!form.reportValidity()) return;
+  const body = { dataset_id: $("#sweep-dataset").value, method: $("#sweep-method").value, params,
+    n_clusters: { min: lo, max: hi, step }, seeds, selection: $("#sweep-selection").value, device: $("#sweep-device").value };
+  const pretrain = {};
+  for (const key of ["epochs", "batch_size"]) {
+    const value = $(`#sweep-pretrain-${key}`).valueAsNumber;
+    if (Number.isFinite(value)) pretrain[key] = value;
+  }
+  if (Object.keys(pretrain).length) body.pretrain = pretrain;
+  const name = $("#sweep-name").value.trim();
+  if (name) body.name = name;
+  $("#sweep-submit").disabled = true;
+  try {
+    const sweep = await api("/v1/sweeps", { method: "POST", json: body });
+    location.assign(`/sweeps/${sweep.id}`);
+  } catch (error) {
+    $("#sweep-submit").disabled = false;
+    showError(errorBox, error);
+  }
+}
+
+async function init() {
+  try {
+    const [methodPage, datasetPage] = await Promise.all([api("/v1/methods"), api("/v1/datasets?limit=1000")]);
+    methods = methodPage.items;
+    datasets = datasetPage.items;
+  } catch (error) {
+    showError(errorBox, error);
+    return;
+  }
+  if (!datasets.length) {
+    showError(errorBox, "Upload a dataset first (Datasets page).");
+    $("#sweep-submit").disabled = true;
+  }
+  $("#sweep-dataset").replaceChildren(...datasets.map((d) => h("option", { value: d.id },
+    `${d.name} (${d.n_samples} × [${d.sample_shape}])`)));
+  const wanted = new URLSearchParams(location.search).get("dataset_id");
+  if (wanted && datasets.some((d) => d.id === wanted)) $("#sweep-dataset").value = wanted;
+  fillMethods();
+  $("#sweep-dataset").addEventListener("change", fillMethods);
+  $("#sweep-method").addEventListener("change", describe);
+  for (const id of ["#sweep-k-min", "#sweep-k-max", "#sweep-k-step", "#sweep-seeds"]) {
+    $(id).addEventListener("input", (e) => { e.target.dataset.touched = "1"; e.target.setCustomValidity(""); describe(); });
+  }
+  $("#sweep-params").addEventListener("input", (e) => e.target.setCustomValidity(""));
+  form.addEventListener("submit", submit);
+}
+
+init();
