@@ -63,7 +63,11 @@ export async function loadImage(img, path) {
 
 /** Save what an API route answers as a file download. */
 export async function download(path, filename) {
-  const blob = await api(path, { as: "blob" });
+  saveBlob(await api(path, { as: "blob" }), filename);
+}
+
+/** Offer a blob (an API answer, or a file made in the page) as a file download. */
+export function saveBlob(blob, filename) {
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
   link.download = filename;

@@ -1,11 +1,19 @@
-// One job: live progress and loss from its event stream, then metrics, plots and predict.
+// One job: its settings, live progress, ETA, loss and log while it runs, then metrics, plots, the
+// model's downloads and predict.
 import {
-  $, ACTIVE, api, download, dropZone, formatNumber, formatTime, h, hideError, loadImage, progressText, showError,
-  statusBadge, watchJob,
+  $, ACTIVE, api, download, dropZone, formatNumber, formatTime, h, hideError, loadImage, progressText, saveBlob,
+  showError, statusBadge, watchJob,
 } from "./app.js";
 
 const jobId = $("#job").dataset.jobId;
 const PREDICT_ROWS_SHOWN = 20;
+const LOG_LINES = 200;       // the log's tail shown
+const LOG_POLL_MS = 2000;    // its refresh while the job runs
+// The ETA as the CLI's bar computes it (Rich's TimeRemainingColumn): the speed of the job's overall
+// fraction over the last 30 seconds of updates, and what is left at that speed.
+const SPEED_WINDOW_MS = 30_000;
+const samples = [];  // {t, fraction} of the updates seen while running
+let predictions = null;  // the last predict answer, for its CSV
 const errorBox = $("#job-error");
 const history = new Map();  // "phase/epoch" -> row: a resumed attempt re-sends the rows it kept
 let job = null;
@@ -21,18 +29,91 @@ function render(next) {
   const k = job.k_range && !job.k_selection ? `K estimated in ${job.k_range[0]}..${job.k_range[1]}`
     : `K = ${job.n_clusters}${job.k_selection ? ` (estimated by ${job.k_selection.criterion})` : ""}`;
   const meta = [`${job.method}, ${k}, seed ${job.seed}`,
-    h("a", { href: `/jobs/new?dataset_id=${job.dataset_id}` }, dataset ? dataset.name : job.dataset_id),
+    h("a", { href: `/datasets/${job.dataset_id}`, id: "job-dataset-link" }, dataset ? dataset.name : job.dataset_id),
     `created ${formatTime(job.created_at)}`];
   if (job.finished_at) meta.push(`finished ${formatTime(job.finished_at)}`);
   $("#job-meta").replaceChildren(...meta.flatMap((part, i) => (i ? [" · ", part] : [part])));
   const fraction = job.progress?.fraction || 0;
   $("#job-progress-bar").style.width = `${Math.round(100 * fraction)}%`;
-  $("#job-progress-text").textContent = ACTIVE.has(job.status) ? `${Math.round(100 * fraction)}% · ${progressText(job)}`
+  const eta = job.status === "running" ? estimate(fraction) : null;
+  $("#job-progress-text").textContent = ACTIVE.has(job.status)
+    ? `${Math.round(100 * fraction)}% · ${progressText(job)}${eta === null ? "" : ` · ETA ${formatDuration(eta)}`}`
     : job.status === "failed" ? "" : progressText(job);
   $("#job-cancel").hidden = !ACTIVE.has(job.status);
   $("#job-delete").hidden = ACTIVE.has(job.status);
   if (job.error) showError(errorBox, `${job.error.code}: ${job.error.message}`);
   renderWarnings();
+  renderSettings();
+}
+
+/** Seconds left at the speed of the last 30 s of updates; null until that speed is known. */
+function estimate(fraction) {
+  const now = performance.now();
+  samples.push({ t: now, fraction });
+  while (samples.length > 2 && now - samples[0].t > SPEED_WINDOW_MS) samples.shift();
+  const first = samples[0];
+  const elapsed = (now - first.t) / 1000;
+  const speed = elapsed > 0 ? (fraction - first.fraction) / elapsed : 0;
+  return speed > 0 ? Math.max(0, (1 - fraction) / speed) : null;
+}
+
+/** 0:01:05, as the CLI's bar writes a time. */
+function formatDuration(seconds) {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function valueText(value) {
+  if (value === null || value === undefined) return "none";
+  if (typeof value === "number") return formatNumber(value);
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function fill(table, rows) {
+  $("tbody", table).replaceChildren(...rows.map(([k, v]) => h("tr", { "data-key": k }, h("th", {}, k), h("td", {}, v))));
+}
+
+/** What the job was asked to do: method, K, seed, device, guard, its params and pretraining settings. */
+function renderSettings() {
+  const link = (href, text) => h("a", { href }, text);
+  const rows = [["method", job.method],
+    ["K", job.k_range ? `auto in ${job.k_range[0]}..${job.k_range[1]}${job.n_clusters ? ` → ${job.n_clusters}` : ""}` : job.n_clusters],
+    ["seed", job.seed], ["device", job.device], ["guard", job.guard || "–"],
+    ["dataset", link(`/datasets/${job.dataset_id}`, dataset ? dataset.name : job.dataset_id)]];
+  if (job.encoder) rows.push(["encoder", h("code", {}, job.encoder)]);
+  if (job.pretrained_from) rows.push(["pretrained from", link(`/jobs/${job.pretrained_from}`, job.pretrained_from)]);
+  if (job.max_runtime_s) rows.push(["runtime limit", `${job.max_runtime_s} s`]);
+  rows.push(["attempts", job.attempts]);
+  if (job.started_at) rows.push(["started", formatTime(job.started_at)]);
+  fill($("#settings-table"), rows);
+  fill($("#params-table"), Object.entries(job.params || {}).map(([k, v]) => [k, valueText(v)]));
+  $("#pretrain-table").hidden = !job.pretrain;
+  fill($("#pretrain-table"), Object.entries(job.pretrain || {}).map(([k, v]) => [k, valueText(v)]));
+}
+
+/** The tail of the worker's log for this job; refreshed while it runs, once more at its end. */
+async function loadLogs() {
+  try {
+    const text = await api(`/v1/jobs/${jobId}/logs`, { as: "text" });
+    const lines = text.split("\n");
+    if (lines[lines.length - 1] === "") lines.pop();
+    const box = $("#job-logs");
+    const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    box.textContent = lines.slice(-LOG_LINES).join("\n") || (job.status === "queued" ? "Nothing yet: the job waits for a worker." : "Empty.");
+    $("#logs-note").textContent = lines.length > LOG_LINES ? `the last ${LOG_LINES} of ${lines.length} lines` : "";
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  } catch (error) {
+    $("#job-logs").textContent = error.message;
+  }
+}
+
+async function followLogs() {
+  while (job && ACTIVE.has(job.status)) {
+    await loadLogs();
+    await new Promise((resolve) => setTimeout(resolve, LOG_POLL_MS));
+  }
+  await loadLogs();
 }
 
 /** The job's warnings (API 1.2): a result with them is never shown as a plain success. */
@@ -125,6 +206,7 @@ async function showResults() {
     ["largest cluster", `${formatNumber(100 * health.largest_cluster_fraction, 3)} % of the samples`],
     ["size entropy", formatNumber(health.size_entropy)], ["guard", guard]] : [];
   $("#health-table tbody").replaceChildren(...healthRows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))));
+  showModel();
   $("#results figure[data-plot=k_selection]").hidden = !job.k_selection;
   const images = dataset && dataset.sample_shape.length === 3;
   for (const figure of document.querySelectorAll("#results figure[data-plot]")) {
@@ -132,6 +214,10 @@ async function showResults() {
     if (figure.hidden) continue;
     if ((name === "examples" && dataset && !images) || (name === "confusion" && dataset && !dataset.has_labels)) {
       figure.hidden = true;
+      continue;
+    }
+    if (name === "embedding") {
+      loadEmbedding();
       continue;
     }
     figure.classList.add("loading");
@@ -145,6 +231,43 @@ async function showResults() {
   }
 }
 
+/** The model's id and its two downloads (the API answers need the key: fetched, then saved). */
+function showModel() {
+  $("#model-line").hidden = !job.model_id;
+  $("#results .downloads").querySelectorAll("a[data-download]").forEach((a) => { a.hidden = !job.model_id; });
+  if (!job.model_id) return;
+  $("#model-id").textContent = job.model_id;
+  $("#download-zip").href = `/v1/models/${job.model_id}/download`;
+  $("#download-onnx").href = `/v1/models/${job.model_id}/download?format=onnx`;
+}
+
+function saveDownload(event) {
+  event.preventDefault();
+  const link = event.currentTarget;
+  const name = link.id === "download-onnx" ? `${job.model_id}.onnx` : `${job.model_id}.zip`;
+  download(link.getAttribute("href"), name).catch((error) => showError(errorBox, error));
+}
+
+/** The embedding map by PCA or, toggled, t-SNE (slower: drawn on the server the first time). */
+function loadEmbedding() {
+  const figure = $("#results figure[data-plot=embedding]");
+  const tsne = $("#embedding-tsne").checked;
+  const img = $("img", figure);
+  img.dataset.projection = tsne ? "tsne" : "pca";
+  figure.classList.add("loading");
+  $("#embedding-tsne").disabled = true;
+  $(".banner", figure)?.remove();
+  return loadImage(img, `/v1/jobs/${jobId}/plots/embedding.png${tsne ? "?projection=tsne" : ""}`)
+    .catch((error) => figure.append(h("p", { className: "banner error" }, error.message)))
+    .finally(() => { figure.classList.remove("loading"); $("#embedding-tsne").disabled = false; });
+}
+
+function predictionsCsv() {
+  const lines = ["row,label,probability"];
+  predictions.labels.forEach((label, i) => lines.push(`${i},${label},${predictions.probabilities[i][label]}`));
+  return new Blob([`${lines.join("\n")}\n`], { type: "text/csv" });
+}
+
 async function predict(file) {
   const errorEl = $("#predict-error");
   hideError(errorEl);
@@ -152,8 +275,11 @@ async function predict(file) {
   $("#predict-status").textContent = `Predicting ${file.name}…`;
   const form = new FormData();
   form.append("file", file, file.name);
+  const labelColumn = $("#predict-label-column").value.trim();
+  if (labelColumn) form.append("label_column", labelColumn);
   try {
     const answer = await api(`/v1/models/${job.model_id}/predict`, { method: "POST", form });
+    predictions = { ...answer, file: file.name };
     const counts = new Map();
     answer.labels.forEach((label) => counts.set(label, (counts.get(label) || 0) + 1));
     const summary = [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([k, n]) => `cluster ${k}: ${n}`).join(", ");
@@ -211,6 +337,13 @@ async function init() {
   drawLoss();
   $("#job-cancel").addEventListener("click", cancel);
   $("#job-delete").addEventListener("click", remove);
+  $("#download-zip").addEventListener("click", saveDownload);
+  $("#download-onnx").addEventListener("click", saveDownload);
+  $("#embedding-tsne").addEventListener("change", loadEmbedding);
+  $("#predict-download").addEventListener("click", () => {
+    if (predictions) saveBlob(predictionsCsv(), `${predictions.file.replace(/\.[^.]*$/, "")}-predictions.csv`);
+  });
+  followLogs();
   $("#download-labels").addEventListener("click", () =>
     download(`/v1/jobs/${jobId}/labels?format=csv`, `${jobId}-labels.csv`).catch((error) => showError(errorBox, error)));
   dropZone($("#predict-dropzone"), $("#predict-file"), predict);
