@@ -14,6 +14,9 @@ const LOG_POLL_MS = 2000;    // its refresh while the job runs
 const SPEED_WINDOW_MS = 30_000;
 const samples = [];  // {t, fraction} of the updates seen while running
 let predictions = null;  // the last predict answer, for its CSV
+const BATCH_POLL_MS = 2000;
+let batchTimer = null;
+let datasetNames = new Map();
 const errorBox = $("#job-error");
 const history = new Map();  // "phase/epoch" -> row: a resumed attempt re-sends the rows it kept
 let job = null;
@@ -190,6 +193,7 @@ async function showResults() {
   resultsShown = true;
   $("#results").hidden = false;
   $("#predict").hidden = false;
+  if (job.model_id) showBatch();
   try {
     const metrics = await api(`/v1/jobs/${jobId}/metrics`);
     const rows = [["clusters (sizes)", metrics.cluster_sizes.join(", ")]];
@@ -260,6 +264,74 @@ function loadEmbedding() {
   return loadImage(img, `/v1/jobs/${jobId}/plots/embedding.png${tsne ? "?projection=tsne" : ""}`)
     .catch((error) => figure.append(h("p", { className: "banner error" }, error.message)))
     .finally(() => { figure.classList.remove("loading"); $("#embedding-tsne").disabled = false; });
+}
+
+// -- batch predictions of stored datasets -------------------------------------------------------------
+
+function batchRow(prediction) {
+  const badge = h("span");
+  statusBadge(badge, prediction.status);
+  const p = prediction.progress;
+  const bar = h("div", { className: "bar" });
+  bar.style.width = `${Math.round(100 * (prediction.status === "succeeded" ? 1 : p?.fraction || 0))}%`;
+  const labels = h("a", { className: "button small", "data-download": "", href: `/v1/predictions/${prediction.id}/labels?format=csv` },
+    "Labels (CSV)");
+  labels.addEventListener("click", (event) => {
+    event.preventDefault();
+    download(labels.getAttribute("href"), `${prediction.id}-labels.csv`).catch((error) => showError($("#batch-error"), error));
+  });
+  return h("tr", { "data-id": prediction.id, "data-status": prediction.status },
+    h("td", {}, h("code", {}, prediction.id)),
+    h("td", {}, h("a", { href: `/datasets/${prediction.dataset_id}` }, datasetNames.get(prediction.dataset_id) || prediction.dataset_id)),
+    h("td", {}, badge, prediction.error ? h("small", { className: "muted" }, ` ${prediction.error.code}: ${prediction.error.message}`) : null),
+    h("td", { className: "progress-cell" }, h("div", { className: "progress" }, bar),
+      h("small", { className: "muted" }, p ? `${p.done} of ${p.total} samples` : `${prediction.n_samples} samples`)),
+    h("td", {}, formatTime(prediction.created_at)),
+    h("td", { className: "actions" }, prediction.status === "succeeded" ? labels : null));
+}
+
+/** This model's batch predictions, polled while one is queued or running. */
+async function loadBatches() {
+  clearTimeout(batchTimer);
+  try {
+    const page = await api(`/v1/predictions?model_id=${job.model_id}&limit=50`);
+    $("#batch-table").hidden = !page.items.length;
+    $("#batch-table tbody").replaceChildren(...page.items.map(batchRow));
+    if (page.items.some((p) => ACTIVE.has(p.status))) batchTimer = setTimeout(loadBatches, BATCH_POLL_MS);
+  } catch (error) {
+    showError($("#batch-error"), error);
+  }
+}
+
+async function showBatch() {
+  $("#batch").hidden = false;
+  try {
+    const page = await api("/v1/datasets?limit=1000");
+    datasetNames = new Map(page.items.map((d) => [d.id, d.name]));
+    // The datasets shaped like the training data first; the API says why another does not fit.
+    const fits = (d) => dataset && JSON.stringify(d.sample_shape) === JSON.stringify(dataset.sample_shape);
+    const ordered = [...page.items.filter(fits), ...page.items.filter((d) => !fits(d))];
+    $("#batch-dataset").replaceChildren(...ordered.map((d) => h("option", { value: d.id },
+      `${d.name} (${d.n_samples} × [${d.sample_shape}])`)));
+    if (page.items.some((d) => d.id === job.dataset_id)) $("#batch-dataset").value = job.dataset_id;
+  } catch (error) {
+    showError($("#batch-error"), error);
+  }
+  await loadBatches();
+}
+
+async function startBatch() {
+  const button = $("#batch-start");
+  hideError($("#batch-error"));
+  button.disabled = true;
+  try {
+    await api("/v1/predictions", { method: "POST", json: { model_id: job.model_id, dataset_id: $("#batch-dataset").value } });
+    await loadBatches();
+  } catch (error) {
+    showError($("#batch-error"), error);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function predictionsCsv() {
@@ -340,6 +412,7 @@ async function init() {
   $("#download-zip").addEventListener("click", saveDownload);
   $("#download-onnx").addEventListener("click", saveDownload);
   $("#embedding-tsne").addEventListener("change", loadEmbedding);
+  $("#batch-start").addEventListener("click", startBatch);
   $("#predict-download").addEventListener("click", () => {
     if (predictions) saveBlob(predictionsCsv(), `${predictions.file.replace(/\.[^.]*$/, "")}-predictions.csv`);
   });

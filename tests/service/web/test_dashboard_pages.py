@@ -247,6 +247,23 @@ def test_the_complete_job_page(page, server, tmp_path):
     page.locator("#predict-error").wait_for()
     assert str(D) in page.text_content("#predict-error")
 
+    # Predict a stored dataset (batch, in the workers): the job's own is offered first; its labels CSV
+    # is the API's.
+    assert page.input_value("#batch-dataset") == dataset["id"]
+    page.click("#batch-start")
+    row = page.locator("#batch-table tbody tr[data-status=succeeded]")
+    row.wait_for(timeout=WAIT_MS)
+    prediction_id = row.get_attribute("data-id")
+    with page.expect_download() as saved:
+        row.locator("a", has_text="Labels (CSV)").click()
+    with api(server, 0) as client:
+        prediction = client.get(f"/v1/predictions/{prediction_id}").json()
+        assert prediction["model_id"] == job["model_id"] and prediction["dataset_id"] == dataset["id"]
+        expected_csv = client.get(f"/v1/predictions/{prediction_id}/labels", params={"format": "csv"}).text
+    content = Path(saved.value.path()).read_text()
+    assert content == expected_csv and len(content.strip().splitlines()) == N + 1
+    assert content.startswith("index,label,confidence")
+
     # The job page links its dataset's page, which lists the job.
     page.click("#job-dataset-link")
     page.wait_for_url(re.compile(rf"/datasets/{dataset['id']}$"))
