@@ -157,6 +157,12 @@ def test_cancel_a_running_job_from_its_page(page, server):
     # A few epochs in: the live loss curve has something to show.
     page.wait_for_function("+(/pretrain · epoch (\\d+)\\//.exec(document.querySelector('#job-progress-text').textContent)"
                            " || [0, 0])[1] >= 5", timeout=WAIT_MS)
+    # While it runs: an ETA from the speed of its progress, as the CLI's bar shows, and the log's
+    # tail refreshed as the worker writes it.
+    page.wait_for_function("/ETA \\d+:\\d\\d:\\d\\d$/.test(document.querySelector('#job-progress-text').textContent)",
+                           timeout=WAIT_MS)
+    page.wait_for_function("document.querySelector('#job-logs').textContent.includes('pretrain begins')", timeout=WAIT_MS)
+    assert job["id"] in page.text_content("#job-logs")
     screenshot(page, "job_running")
     page.click("#job-cancel")
     page.wait_for_function("document.querySelector('#job-status').textContent === 'cancelled'", timeout=WAIT_MS)
