@@ -193,6 +193,7 @@ async function showResults() {
   resultsShown = true;
   $("#results").hidden = false;
   $("#predict").hidden = false;
+  showModel();  // with the results, before anything is awaited
   if (job.model_id) showBatch();
   try {
     const metrics = await api(`/v1/jobs/${jobId}/metrics`);
@@ -210,7 +211,6 @@ async function showResults() {
     ["largest cluster", `${formatNumber(100 * health.largest_cluster_fraction, 3)} % of the samples`],
     ["size entropy", formatNumber(health.size_entropy)], ["guard", guard]] : [];
   $("#health-table tbody").replaceChildren(...healthRows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))));
-  showModel();
   $("#results figure[data-plot=k_selection]").hidden = !job.k_selection;
   const images = dataset && dataset.sample_shape.length === 3;
   for (const figure of document.querySelectorAll("#results figure[data-plot]")) {

@@ -1,7 +1,7 @@
 // The jobs list: standalone jobs and sweeps side by side (a sweep's jobs grouped under it, shown when
 // it is expanded), metric columns to compare runs, sorting by any column, filters by method,
 // dataset, sweep and status; live status of running jobs from their event streams; cancel, delete.
-import { $, ACTIVE, api, formatNumber, formatTime, h, hideError, progressText, showError, statusBadge, watchJob } from "./app.js";
+import { $, ACTIVE, api, formatNumber, h, hideError, progressText, showError, statusBadge, watchJob } from "./app.js";
 
 const MAX_WATCHED = 8;  // event streams open at once; further active jobs refresh with the list
 const LIMIT = 200;
@@ -105,23 +105,43 @@ function metricCells(values) {
     values[key] === undefined || values[key] === null ? "–" : formatNumber(values[key], key === "nonempty" ? 0 : 3)));
 }
 
+/** "Dec 3, 13:09": a list's column of times stays narrow. */
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) : "";
+}
+
+/** How long a finished job took, from its start to its end. */
+function took(job) {
+  if (!job.started_at || !job.finished_at) return "";
+  const s = Math.max(0, Math.round((new Date(job.finished_at) - new Date(job.started_at)) / 1000));
+  return s < 60 ? `in ${s} s` : s < 3600 ? `in ${Math.floor(s / 60)} min ${s % 60} s` : `in ${(s / 3600).toFixed(1)} h`;
+}
+
+function progressCell(job) {
+  if (!ACTIVE.has(job.status)) {
+    return h("td", { className: "progress-cell" }, h("small", { className: "muted progress-text" },
+      job.status === "succeeded" ? took(job) : progressText(job)));
+  }
+  const bar = h("div", { className: "bar" });
+  bar.style.width = `${Math.round(100 * (job.progress?.fraction || 0))}%`;
+  return h("td", { className: "progress-cell" }, h("div", { className: "progress" }, bar),
+    h("small", { className: "muted progress-text" }, progressText(job)));
+}
+
 function jobRow(job, parent = null) {
   const badge = h("span");
   statusBadge(badge, job.status);
-  const bar = h("div", { className: "bar" });
-  bar.style.width = `${Math.round(100 * (job.progress?.fraction || 0))}%`;
   const m = job.metrics || {};
   return h("tr", { "data-id": job.id, "data-status": job.status, "data-sweep": parent, className: parent ? "child" : null },
     h("td", {}, h("a", { href: `/jobs/${job.id}` }, job.name || job.id), job.name ? h("br") : null,
       job.name ? h("code", { className: "muted" }, job.id) : null),
     h("td", {}, job.method),
-    h("td", {}, h("a", { href: `/datasets/${job.dataset_id}` }, datasetNames.get(job.dataset_id) || job.dataset_id)),
+    h("td", { className: "nowrap" }, h("a", { href: `/datasets/${job.dataset_id}` }, datasetNames.get(job.dataset_id) || job.dataset_id)),
     h("td", {}, job.n_clusters ?? "auto"),
     metricCells({ acc: m.acc, nmi: m.nmi, silhouette: m.silhouette, nonempty: m.nonempty_clusters }),
     h("td", { className: "status-cell" }, badge),
-    h("td", { className: "progress-cell" }, h("div", { className: "progress" }, bar),
-      h("small", { className: "muted progress-text" }, progressText(job))),
-    h("td", {}, formatTime(job.created_at)),
+    progressCell(job),
+    h("td", { className: "when" }, when(job.created_at)),
     actions(job));
 }
 
@@ -140,13 +160,13 @@ function sweepRows(sweep) {
   const rows = [h("tr", { "data-sweep-id": sweep.id, "data-status": sweep.status, className: "sweep" },
     h("td", {}, toggle, " ", h("a", { href: `/sweeps/${sweep.id}` }, `sweep ${sweep.name || sweep.id}`)),
     h("td", {}, sweep.method),
-    h("td", {}, h("a", { href: `/datasets/${sweep.dataset_id}` }, datasetNames.get(sweep.dataset_id) || sweep.dataset_id)),
-    h("td", {}, recommended ? `${recommended.n_clusters} of ${ks[0]}..${ks[ks.length - 1]}` : `${ks[0]}..${ks[ks.length - 1]}`),
+    h("td", { className: "nowrap" }, h("a", { href: `/datasets/${sweep.dataset_id}` }, datasetNames.get(sweep.dataset_id) || sweep.dataset_id)),
+    h("td", { className: "nowrap" }, recommended ? `${recommended.n_clusters} of ${ks[0]}..${ks[ks.length - 1]}` : `${ks[0]}..${ks[ks.length - 1]}`),
     metricCells({ acc: sweepValue(sweep, "acc"), nmi: sweepValue(sweep, "nmi"), silhouette: sweepValue(sweep, "silhouette") }),
     h("td", { className: "status-cell" }, badge),
     h("td", { className: "progress-cell" }, h("div", { className: "progress" }, bar),
       h("small", { className: "muted" }, `${p.succeeded || 0} of ${p.total || 0} jobs done`)),
-    h("td", {}, formatTime(sweep.created_at)),
+    h("td", { className: "when" }, when(sweep.created_at)),
     h("td", { className: "actions" }, h("a", { className: "button small", href: `/sweeps/${sweep.id}` }, "Open")))];
   if (open) {
     const jobs = children.get(sweep.id);

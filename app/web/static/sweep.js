@@ -47,8 +47,9 @@ function showResult() {
   const { recommended, table } = sweep.result;
   $("#sweep-recommended").replaceChildren(`K = ${recommended.n_clusters} by ${sweep.selection}; its most typical run `,
     `(seed ${recommended.seed}): `, h("a", { id: "sweep-recommended-job", href: `/jobs/${recommended.job_id}` }, recommended.job_id),
-    recommended.model_id ? [", model ", h("code", {}, recommended.model_id)] : []);
-  const present = new Set(table.flatMap((r) => Object.keys(r)));
+    ...(recommended.model_id ? [", model ", h("code", {}, recommended.model_id)] : []));
+  // A criterion without a value for any run (stadion of a method without an embedding) is left out.
+  const present = new Set(table.flatMap((r) => Object.keys(r).filter((k) => r[k] !== null && r[k] !== undefined)));
   const columns = [...COLUMNS.filter((c) => present.has(c)), ...[...present].filter((c) => !COLUMNS.includes(c))];
   $("#sweep-table thead tr").replaceChildren(...columns.map((c) => h("th", { "data-column": c },
     HEADINGS[c] || c.replaceAll("_", " "))));

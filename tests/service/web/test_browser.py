@@ -12,7 +12,7 @@ import numpy as np
 
 from ..conftest import npy_bytes, npz_bytes
 from ..processes import wait_for_job
-from .conftest import K, WAIT_MS, api, digit_images, drop_file, matrix, screenshot, use_key
+from .conftest import K, SCREENSHOTS, WAIT_MS, api, digit_images, drop_file, matrix, screenshot, use_key
 
 
 def test_serve_prints_the_dashboard_address(served, page):
@@ -42,8 +42,18 @@ def test_a_refused_upload_shows_the_api_message(page, server):
     assert "Row 7, column 3" in expected
 
 
+# The test's DEC job: a few epochs on 300 digits. The README's pictures come from a run worth showing
+# (DEEPCLUST_SCREENSHOTS set): all 1797 digits with the README's settings, a few minutes on a CPU.
+QUICK_DEC = {"param-embedding_dim": "4", "param-lr": "0.01", "param-hidden_dims": "32, 32", "pretrain-epochs": "3",
+             "pretrain-batch_size": "64", "param-maxiter": "120", "param-update_interval": "20",
+             "param-batch_size": "64", "param-kmeans_n_init": "3"}
+SHOWN_DEC = {"param-embedding_dim": "10", "param-lr": "0.01", "param-hidden_dims": "128, 128", "pretrain-epochs": "50",
+             "pretrain-batch_size": "128", "param-maxiter": "1500"}
+
+
 def test_cluster_images_from_the_browser(page, server):
-    X, y = digit_images()
+    X, y = digit_images(1797 if SCREENSHOTS else 300)
+    settings = SHOWN_DEC if SCREENSHOTS else QUICK_DEC
     use_key(page, server[1][0])
     drop_file(page, "#dropzone", "digits.npz", npz_bytes(x=X, y=y))
     page.locator("#upload-status a", has_text="Cluster it").wait_for()
@@ -74,9 +84,7 @@ def test_cluster_images_from_the_browser(page, server):
     with api(server, 0) as client:
         assert client.get("/v1/jobs").json()["total"] == jobs_before
 
-    for field, value in {"param-embedding_dim": "4", "param-lr": "0.01", "param-hidden_dims": "32, 32",
-                         "pretrain-epochs": "3", "pretrain-batch_size": "64", "param-maxiter": "120",
-                         "param-update_interval": "20", "param-batch_size": "64", "param-kmeans_n_init": "3"}.items():
+    for field, value in settings.items():
         page.fill(f"#{field}", value)
     page.fill("#job-name", "digits in the browser")
     screenshot(page, "new_job")
@@ -98,7 +106,8 @@ def test_cluster_images_from_the_browser(page, server):
     with api(server, 0) as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
         assert job["status"] == "succeeded" and job["name"] == "digits in the browser"
-        assert job["params"]["hidden_dims"] == [32, 32] and job["pretrain"]["epochs"] == 3
+        assert job["params"]["hidden_dims"] == [int(v) for v in settings["param-hidden_dims"].split(",")]
+        assert job["pretrain"]["epochs"] == int(settings["pretrain-epochs"])
         sizes = client.get(f"/v1/jobs/{job_id}/metrics").json()["cluster_sizes"]
     assert page.text_content("#metrics-table tr:first-child td") == ", ".join(map(str, sizes))
     assert page.get_attribute("#job-progress-bar", "style") == "width: 100%;"
@@ -122,7 +131,12 @@ def test_cluster_images_from_the_browser(page, server):
     row.wait_for()
     assert row.locator(".badge").text_content() == "succeeded"
     assert "digits.npz" in row.text_content()
-    screenshot(page, "jobs")
+
+    # The dataset's page, from the list: its images a row per class, and this job among its jobs.
+    row.locator("a", has_text="digits.npz").click()
+    page.wait_for_selector(f"#dataset-jobs-table tr[data-id='{job_id}']")
+    page.wait_for_function("(i => i.complete && i.naturalWidth > 0)(document.querySelector('#samples-image'))")
+    screenshot(page, "dataset")
 
 
 def test_a_predict_file_of_the_wrong_width_is_refused_in_words(page, server):

@@ -315,4 +315,3 @@ def test_the_dataset_page_of_images(page, server):
     assert page.is_hidden("#dataset-features")
     counts = page.eval_on_selector_all("#class-bars .class-count", "s => s.map(e => parseInt(e.textContent))")
     assert counts == np.bincount(y).tolist()
-    screenshot(page, "dataset")
