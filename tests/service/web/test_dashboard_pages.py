@@ -12,6 +12,7 @@ import io
 import re
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from ..conftest import blobs, npz_bytes
@@ -68,6 +69,21 @@ def test_start_a_sweep_and_read_its_page(page, server):
     page.fill("#sweep-params", '{"n_init": 2}')
     page.fill("#sweep-name", "blobs K 3..5")
     assert page.text_content("#sweep-size") == "6 jobs (3 K's × 2 seeds)."
+    # A param the method does not have: the API's refusal, in its words, and no sweep.
+    page.fill("#sweep-params", '{"n_init": 2, "no_such_param": 1}')
+    with api(server, 0) as client:
+        sweeps_before = client.get("/v1/sweeps").json()["total"]
+        refused = client.post("/v1/sweeps", json={
+            "dataset_id": dataset["id"], "method": "kmeans", "params": {"n_init": 2, "no_such_param": 1},
+            "n_clusters": {"min": 3, "max": 5, "step": 1}, "seeds": [0, 1], "selection": "silhouette",
+            "device": "auto", "name": "blobs K 3..5"})
+        assert refused.status_code == 422
+    page.click("#sweep-submit")
+    page.locator("#sweep-error").wait_for()
+    assert page.text_content("#sweep-error") == refused.json()["error"]["message"]
+    with api(server, 0) as client:
+        assert client.get("/v1/sweeps").json()["total"] == sweeps_before
+    page.fill("#sweep-params", '{"n_init": 2}')
     screenshot(page, "new_sweep")
     page.click("#sweep-submit")
     page.wait_for_url(re.compile(r"/sweeps/swp_\w+$"))
@@ -301,6 +317,9 @@ def test_the_dataset_page_of_images(page, server):
             for path in ("overview", "samples.png"):
                 answer = bob.get(f"/dashboard/datasets/{dataset['id']}/{path}")
                 assert answer.status_code == 404 and answer.json()["error"]["code"] == "dataset_not_found"
+        # Without a key: 401 in the API's error shape, as for /v1.
+        anonymous = httpx.get(f"{server[0]}/dashboard/datasets/{dataset['id']}/overview")
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
         features = upload(client, "flat.npz", labelled_blobs()[0])
         answer = client.get(f"/dashboard/datasets/{features['id']}/samples.png")
         assert answer.status_code == 409 and answer.json()["error"]["code"] == "not_images"
