@@ -62,18 +62,24 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=TENANT)
 
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "additionalProperties": False,
+    # Labels come as a file or as a column, never both (422 labels_given_twice). The descriptions say
+    # so: a `not` (or dependentSchemas) here is valid JSON Schema, but schemathesis 4.32 cannot build
+    # negative examples for it over binary parts ("Unsupported type: 'Binary'"), and its run is how
+    # tests/service/http/test_schema_fuzz.py holds this document to the server's answers.
     "properties": {
         "file": {"type": "string", "format": "binary",
                  "description": f"The data: {formats.described()}, or an image archive "
                                 f"{'/'.join(formats.ARCHIVE_SUFFIXES)}. The format is told by the file name, else "
-                                "by its first bytes."},
+                                "by its first bytes: a name without an extension works for the binary formats "
+                                "(npy, npz, parquet, archives), while text tables need theirs (.csv, .tsv; 415 "
+                                "unsupported_format otherwise)."},
         "name": {"type": "string", "description": "A name for the dataset (default: the file's name)."},
         "labels": {"type": "string", "format": "binary",
                    "description": "Optional labels, used only for evaluation metrics: a .npy vector or one label "
-                                  "per line, as many as samples."},
+                                  "per line, as many as samples. Not with label_column."},
         "label_column": {"type": "string", "description": f"Optional, {'/'.join(formats.LABEL_COLUMN_FORMATS)}: the "
                                                           "column holding labels (header name or 0-based index); it "
-                                                          "is not a feature."},
+                                                          "is not a feature. Not with a labels file."},
         "image_size": {"type": "string", "pattern": "^[0-9]+,[0-9]+$",
                        "description": "Optional, image archives: H,W to resize to (default: the most common size)."},
         "color": {"type": "string", "enum": ["grayscale", "rgb"],

@@ -84,7 +84,8 @@ class JobCreate(BaseModel):
         None, ge=1, le=MAX_RUNTIME_S, strict=True,
         description="Runtime limit of each attempt, in seconds (1 to 604800, a week): past it the job is "
                     "stopped at the next epoch and fails with `runtime_exceeded`. Default: the server's "
-                    "DEEPCLUST_MAX_RUNTIME_SECONDS (unset: no limit). An addition to API.md v1.")
+                    "DEEPCLUST_MAX_RUNTIME_SECONDS (unset: no limit). An integer written without a fraction: "
+                    "1885.0 is refused (422), as JSON Schema's `integer` cannot say. An addition to API.md v1.")
     encoder: str | None = Field(None, description="An encoder (enc_..., POST /v1/encoders) to embed the images of "
                                                   "this image dataset with first (phase `encode`; the embeddings are "
                                                   "kept and reused); the method then runs on those feature vectors, "

@@ -22,7 +22,11 @@ class ClusterRange(BaseModel):
 
 
 class SweepCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SWEEP_EXAMPLE]})
+    # Seeds or n_restarts, not both: the `not` tells a client's validator what _seeds_or_restarts refuses.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [SWEEP_EXAMPLE],
+        "not": {"required": ["seeds", "n_restarts"],
+                "properties": {"seeds": {"type": "array"}, "n_restarts": {"type": "integer"}}}})
 
     dataset_id: str = Field(description="The dataset every job of the sweep trains on.")
     method: str = Field(description="A method of GET /v1/methods.")

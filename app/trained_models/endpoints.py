@@ -61,11 +61,13 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=TENANT)
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": PredictIn.model_json_schema(),
                          "example": {"instances": [[0.0, 0.25, 0.5, 1.0]]}},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "additionalProperties": False,
+                                       "properties": {
         "file": {"type": "string", "format": "binary",
                  "description": f"Rows in any dataset format ({formats.DATA_SUFFIXES}), an image archive, or one "
                                 f"image file ({formats.IMAGE_TYPES}), shaped or made like the training samples; one "
-                                "row is enough."},
+                                "row is enough. Named with its extension: text tables (.csv, .tsv) are not told "
+                                "from their bytes."},
         "label_column": {"type": "string", "description": f"optional, {'/'.join(formats.LABEL_COLUMN_FORMATS)}: a "
                                                            "column to drop (header name or 0-based index), e.g. the "
                                                            "training file's labels"}}},
@@ -83,10 +85,11 @@ async def list_models(db: DbDep, tenant: TenantDep, limit: LimitQuery = 50,
 
 
 _IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary",
+    "type": "object", "required": ["file"], "additionalProperties": False, "properties": {
+        "file": {"type": "string", "format": "binary", "contentMediaType": "application/zip",
                  "description": "A zip holding model.safetensors and manifest.json: what GET /v1/models/{id}/download "
-                                "gives, or a directory written by DeepClusterer.save, zipped."}}},
+                                "gives, or a directory written by DeepClusterer.save, zipped. Anything else is "
+                                "415 unsupported_media_type."}}},
     "encoding": {"file": {"contentType": "application/zip"}}, "example": {"file": "model.zip"}}}}}
 
 
