@@ -16,7 +16,6 @@ import argparse
 import io
 import json
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path

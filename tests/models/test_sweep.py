@@ -2,7 +2,6 @@
 import pytest
 
 from deepclust.models import Callback
-from deepclust.models.metrics import cluster_accuracy
 from deepclust.models.restarts import TABLE_COLUMNS
 from deepclust.models.sweep import sweep_k
 

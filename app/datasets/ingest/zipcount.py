@@ -58,7 +58,7 @@ def directory(path: Path) -> tuple[int, int, int]:
                 if len(record) != _EOCD64.size or record[:4] != _EOCD64_SIG:
                     raise NotAZip("a zip64 locator without its end record")
                 fields = _EOCD64.unpack(record)
-                members, size, offset = fields[7], fields[8], fields[9]
+                members, size = fields[7], fields[8]
                 location -= _LOCATOR.size + _EOCD64.size
     # Where zipfile looks: just before the end record (data may be prepended to the archive).
     start = location - size
