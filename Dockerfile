@@ -55,6 +55,10 @@ WORKDIR /app
 RUN pip install "torch==${TORCH_VERSION}" --index-url ${TORCH_INDEX}
 COPY --from=source /app ./
 RUN pip install -e .[worker]
+# The encode phase runs encoders through onnxruntime on the job's GPU: its CUDA build replaces the
+# CPU one the worker extra brings (both install the module `onnxruntime`, so never both at once).
+# `deepclust worker --check` lists the providers it found (CUDAExecutionProvider when it loads).
+RUN pip uninstall -y onnxruntime && pip install "onnxruntime-gpu>=1.17"
 USER deepclust
 # `docker compose run --rm worker deepclust worker --check` prints the GPU, its memory and the
 # library versions (JSON) and exits 1 when torch sees no GPU (no `--gpus`/device reservation,

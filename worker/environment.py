@@ -26,6 +26,16 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _onnxruntime_providers() -> list[str]:
+    """The execution providers the encode phase can use: CUDAExecutionProvider only with
+    onnxruntime-gpu and a CUDA runtime it can load, else the encoders run on the CPU."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
 def describe(device: str = "auto") -> dict:
     """The device and the library versions, JSON-able. ``usable`` is False (with ``problem``)
     when ``device`` asks for a GPU this process cannot see."""
@@ -43,8 +53,10 @@ def describe(device: str = "auto") -> dict:
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             "numpy": _version("numpy"),
             "scikit-learn": _version("scikit-learn"),
-            "onnxruntime": _version("onnxruntime"),
+            # The worker image installs the CUDA build, onnxruntime-gpu: the same module, another name.
+            "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
         },
+        "onnxruntime_providers": _onnxruntime_providers(),
     }
     if resolved.startswith("cuda"):
         if not torch.cuda.is_available():

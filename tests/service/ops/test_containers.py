@@ -50,6 +50,9 @@ def test_dockerfile_has_a_slim_api_target_and_a_cuda_worker_target():
     api_runs, worker_runs = " ".join(instructions(stages["api"], "RUN")), " ".join(instructions(stages["worker"], "RUN"))
     assert "download.pytorch.org/whl/cpu" in api_runs  # CPU torch for the API
     assert "--index-url ${TORCH_INDEX}" in worker_runs and re.search(r"ARG TORCH_INDEX=\S+/whl/cu\d+", args)
+    # encoders on the GPU: the CUDA build of onnxruntime in place of the CPU one, never both
+    assert "pip uninstall -y onnxruntime" in worker_runs and "onnxruntime-gpu" in worker_runs
+    assert "onnxruntime-gpu" not in api_runs
     for stage in (stages["api"], stages["worker"]):
         assert any("pip install -e ." in run for run in instructions(stage, "RUN"))
         assert "--from=source /app ./" in instructions(stage, "COPY")

@@ -36,6 +36,7 @@ def test_the_device_and_library_versions_are_described():
     assert info["usable"] and info["device"] == "cpu"
     assert set(info["versions"]) == {"torch", "cuda", "cudnn", "numpy", "scikit-learn", "onnxruntime"}
     assert info["versions"]["torch"] == torch.__version__
+    assert "CPUExecutionProvider" in info["onnxruntime_providers"]  # encoders always have the CPU
     line = environment.summary(info)
     assert line.startswith("device cpu (") and f"torch {torch.__version__}" in line
     if not torch.cuda.is_available():
