@@ -360,7 +360,7 @@ def test_client_and_cli(served, encoder_bytes, tmp_path):
 # -- the dashboard's job form offers the tenant's encoders for an image dataset -------------------------------
 
 def test_the_job_form_offers_encoders_for_images(served, encoder_bytes):
-    from ..web.test_browser import CHROMIUM, use_key
+    from ..web.conftest import CHROMIUM, use_key  # the browser tests' helpers
 
     import httpx
     from playwright.sync_api import sync_playwright
