@@ -200,6 +200,8 @@ def test_the_complete_job_page(page, server, tmp_path):
     use_key(page, server[1][0])
     page.goto(f"/jobs/{job['id']}")
     page.wait_for_function("document.querySelector('#job-status').textContent === 'succeeded'")
+    assert page.title() == f"Job {job['id']} · deepclust"  # once, the sections sat inside the title block
+    assert page.locator("#batch").count() == 1 and page.locator("#logs").count() == 1
 
     # Settings: the params and pretraining as the API recorded them, defaults filled in.
     page.wait_for_selector("#params-table tr[data-key=hidden_dims]")
