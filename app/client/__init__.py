@@ -430,17 +430,20 @@ Client.upload_dataset.__doc__ = Client.upload_dataset.__doc__.format(
     label_column_formats="/".join(formats.LABEL_COLUMN_FORMATS))
 
 
-# -- a job -------------------------------------------------------------------------------------------
+# -- what the server runs: jobs, sweeps, batch predictions ---------------------------------------------
 
-class Job:
-    """One job on the server. ``resource`` is the job as last fetched; ``refresh()`` fetches it again."""
+class _Resource:
+    """A resource the server runs, as last fetched (``resource``); ``refresh()`` fetches it again
+    from ``_path``/{id}."""
+
+    _path: str
 
     def __init__(self, client: Client, resource: dict):
         self.client = client
         self.resource = resource
 
     def __repr__(self) -> str:
-        return f"Job({self.id!r}, status={self.status!r})"
+        return f"{type(self).__name__}({self.id!r}, status={self.status!r})"
 
     @property
     def id(self) -> str:
@@ -449,6 +452,18 @@ class Job:
     @property
     def status(self) -> str:
         return self.resource["status"]
+
+    def refresh(self) -> dict:
+        self.resource = self.client._json("GET", f"{self._path}/{self.id}")
+        return self.resource
+
+
+# -- a job -------------------------------------------------------------------------------------------
+
+class Job(_Resource):
+    """One job on the server. ``resource`` is the job as last fetched; ``refresh()`` fetches it again."""
+
+    _path = "/v1/jobs"
 
     @property
     def warnings(self) -> list[dict]:
@@ -469,9 +484,6 @@ class Job:
             self.refresh()
         return self.resource.get("model_id")
 
-    def refresh(self) -> dict:
-        self.resource = self.client._json("GET", f"/v1/jobs/{self.id}")
-        return self.resource
 
     def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 1.0,
              raise_on_failure: bool = False, console: Any = None) -> dict:
@@ -561,28 +573,11 @@ def job_row(job: dict) -> dict:
 
 # -- a sweep -----------------------------------------------------------------------------------------
 
-class Sweep:
+class Sweep(_Resource):
     """One sweep on the server: a job per (K, seed), then a label-free recommendation of K.
     ``resource`` is the sweep as last fetched; ``refresh()`` fetches it again."""
 
-    def __init__(self, client: Client, resource: dict):
-        self.client = client
-        self.resource = resource
-
-    def __repr__(self) -> str:
-        return f"Sweep({self.id!r}, status={self.status!r})"
-
-    @property
-    def id(self) -> str:
-        return self.resource["id"]
-
-    @property
-    def status(self) -> str:
-        return self.resource["status"]
-
-    def refresh(self) -> dict:
-        self.resource = self.client._json("GET", f"/v1/sweeps/{self.id}")
-        return self.resource
+    _path = "/v1/sweeps"
 
     def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 2.0,
              raise_on_failure: bool = False, console: Any = None) -> dict:
@@ -653,29 +648,12 @@ class Sweep:
 
 # -- a batch prediction ------------------------------------------------------------------------------
 
-class BatchPrediction:
+class BatchPrediction(_Resource):
     """One batch prediction on the server (``Client.start_prediction``): a model applied to a stored
     dataset in the workers. ``resource`` is it as last fetched; ``refresh()`` fetches it again.
     (``Prediction`` is what the synchronous ``Client.predict`` returns: labels and probabilities.)"""
 
-    def __init__(self, client: Client, resource: dict):
-        self.client = client
-        self.resource = resource
-
-    def __repr__(self) -> str:
-        return f"BatchPrediction({self.id!r}, status={self.status!r})"
-
-    @property
-    def id(self) -> str:
-        return self.resource["id"]
-
-    @property
-    def status(self) -> str:
-        return self.resource["status"]
-
-    def refresh(self) -> dict:
-        self.resource = self.client._json("GET", f"/v1/predictions/{self.id}")
-        return self.resource
+    _path = "/v1/predictions"
 
     def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 1.0,
              raise_on_failure: bool = False, console: Any = None) -> dict:
