@@ -104,6 +104,7 @@ CLIENT_DISCONNECTED = ErrorCode("client_disconnected", 400,
                                  template="The client disconnected before the request was complete.")
 DATABASE_UNAVAILABLE = ErrorCode("database_unavailable", 503, "The database is not answering; try again shortly.")
 BROKER_UNAVAILABLE = ErrorCode("broker_unavailable", 503,
+                                "The job queue (broker) is not answering; nothing was created, try again shortly.",
                                 "The job queue (broker) is not answering; nothing was created, try again shortly.")
 OVERLOADED = ErrorCode("overloaded", 503, "The server is at capacity; try again after the Retry-After seconds.")
 NOT_READY = ErrorCode("not_ready", 503, "Not ready: broker down.")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from deepclust.app.core.settings import Settings
@@ -18,6 +19,19 @@ PREDICTION_TASK_NAME = "deepclust.run_prediction"  # a batch prediction (POST /v
 
 class BrokerUnavailable(RuntimeError):
     pass
+
+
+def send_or_undo(session, rows: Iterable, send: Callable[[], None]) -> None:
+    """Run ``send`` (hand the committed ``rows`` to the workers: only after the commit, so that a
+    worker finds them); when the broker does not take them, delete the rows again, so that nothing
+    half-made stays, and raise BrokerUnavailable (the API's 503 ``broker_unavailable``)."""
+    try:
+        send()
+    except BrokerUnavailable:
+        for row in rows:
+            session.delete(row)
+        session.commit()
+        raise
 
 
 class Dispatcher(Protocol):

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 from deepclust.app.jobs import pretrain
 from deepclust.app.jobs.budget import check_job_budget
 from deepclust.app.core import jobstate, results
-from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
+from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher, send_or_undo
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
@@ -54,12 +54,9 @@ def create_job(session: Session, dispatcher: Dispatcher, tenant: str, body: JobC
     session.add(job)
     session.commit()
     try:
-        dispatcher.submit(job.id)  # only after the commit: a worker must find the row
+        send_or_undo(session, [job], lambda: dispatcher.submit(job.id))
     except BrokerUnavailable as exc:
-        session.delete(job)
-        session.commit()
-        raise BROKER_UNAVAILABLE("The job queue (broker) is not answering; nothing was "
-                                 "created, try again shortly.", {"reason": str(exc)}) from None
+        raise BROKER_UNAVAILABLE(reason=str(exc)) from None
     return job
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from deepclust.app.core import joblog, predictionstate, results
 from deepclust.app.core.db import new_session, utcnow
-from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
+from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher, send_or_undo
 from deepclust.app.core.encoding import EncoderSpec
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
@@ -58,12 +58,9 @@ def create(session: Session, dispatcher: Dispatcher, tenant: str, body: Predicti
     session.add(row)
     session.commit()
     try:
-        dispatcher.submit_prediction(row.id)  # only after the commit: a worker must find the row
+        send_or_undo(session, [row], lambda: dispatcher.submit_prediction(row.id))
     except BrokerUnavailable as exc:
-        session.delete(row)
-        session.commit()
-        raise BROKER_UNAVAILABLE("The job queue (broker) is not answering; nothing was created, try again "
-                                 "shortly.", {"reason": str(exc)}) from None
+        raise BROKER_UNAVAILABLE(reason=str(exc)) from None
     return row
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from deepclust.app.core import jobstate, sweepstate
-from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher
+from deepclust.app.core.dispatch import BrokerUnavailable, Dispatcher, send_or_undo
 from deepclust.app.core.ids import new_id
 from deepclust.app.core.pagination import paginate
 from deepclust.app.core.storage import ArtifactStore
@@ -125,16 +125,10 @@ def create_sweep(session: Session, dispatcher: Dispatcher, tenant: str, body: Sw
     session.flush()  # sweep and jobs before the links that point to them (PostgreSQL checks at once)
     session.add_all(links)
     session.commit()
-    try:
-        for job_id in runnable:  # only after the commit: a worker must find the rows
-            dispatcher.submit(job_id)
+    try:  # undone, the sweep, its links (cascade) and its jobs go
+        send_or_undo(session, [*jobs, sweep], lambda: [dispatcher.submit(job_id) for job_id in runnable])
     except BrokerUnavailable as exc:
-        for job in jobs:  # nothing half-made: the sweep, its links (cascade) and its jobs go
-            session.delete(job)
-        session.delete(sweep)
-        session.commit()
-        raise BROKER_UNAVAILABLE("The job queue (broker) is not answering; nothing was "
-                                 "created, try again shortly.", {"reason": str(exc)}) from None
+        raise BROKER_UNAVAILABLE(reason=str(exc)) from None
     return sweep
 
 

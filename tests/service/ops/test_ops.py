@@ -1,11 +1,15 @@
 """Health, readiness, Prometheus metrics, the OpenAPI document, and 503 when a dependency is down."""
 from __future__ import annotations
 
+import io
+import zipfile
+
 import numpy as np
 from fastapi.testclient import TestClient
 
 from deepclust.app.core.settings import Settings
 from deepclust.app.main import create_app
+from deepclust.models import DeepClusterer
 
 from ..conftest import DEAD_BROKER, TINY_DEC, blobs, npy_bytes, upload
 from ..http.test_bad_input import assert_error
@@ -121,16 +125,37 @@ def test_docs_and_redoc_load_their_assets_from_the_server_not_a_cdn(api):
     assert api.get("/openapi.json").json()["openapi"].startswith("3.1")
 
 
-def test_broker_down_gives_503_and_creates_nothing(backend):
+def test_broker_down_gives_503_and_creates_nothing(backend, tmp_path):
     app = backend.app(dispatcher="celery", broker_url=DEAD_BROKER)
     with backend.client(app) as api:
         ready = api.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["error"]["code"] == "not_ready" and "broker" in ready.json()["error"]["message"]
-        dataset = upload(api, "x.npy", npy_bytes(blobs(30, 3)[0])).json()["id"]
+        X = blobs(30, 3)[0]
+        dataset = upload(api, "x.npy", npy_bytes(X)).json()["id"]
         response = api.post("/v1/jobs", json={"dataset_id": dataset, "method": "dec", "n_clusters": 3, **TINY_DEC})
         assert_error(response, 503, "broker_unavailable")
         assert api.get("/v1/jobs").json()["total"] == 0
+
+        # A sweep goes whole (its jobs and links too), and so does a batch prediction.
+        sweep = {"dataset_id": dataset, "method": "dec", "n_clusters": [2, 3], "seeds": [0, 1], **TINY_DEC}
+        assert_error(api.post("/v1/sweeps", json=sweep), 503, "broker_unavailable")
+        assert api.get("/v1/sweeps").json()["total"] == 0 and api.get("/v1/jobs").json()["total"] == 0
+        model = api.post("/v1/models", files={"file": ("m.zip", library_model_zip(tmp_path, X))})
+        assert model.status_code == 201, model.text  # an import sends nothing to the workers
+        predicted = api.post("/v1/predictions", json={"model_id": model.json()["id"], "dataset_id": dataset})
+        assert_error(predicted, 503, "broker_unavailable")
+        assert api.get("/v1/predictions").json()["total"] == 0
+
+
+def library_model_zip(where, X: np.ndarray) -> bytes:
+    """A k-means model fit with the library, saved and zipped: what a user imports."""
+    DeepClusterer("kmeans", 3, random_state=0).fit(X).save(where / "km")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name in ("model.safetensors", "manifest.json"):
+            bundle.write(where / "km" / name, name)
+    return buffer.getvalue()
 
 
 def test_database_down_gives_503(tmp_path):
