@@ -22,32 +22,30 @@ app.conf.update(celery_config(get_settings()))
 
 @app.task(name=TASK_NAME, bind=True, max_retries=None)
 def run_job_task(self, job_id: str) -> None:
-    from deepclust.worker.failures import is_infrastructure
     from deepclust.worker.run import run_job
 
-    try:
-        run_job(job_id)
-    except Exception as exc:
-        if not is_infrastructure(exc):
-            raise
-        settings = get_settings()
-        # Past the claim run_job handles such failures itself, so this is a job not taken yet
-        # (a copy sent while it runs claims nothing); the retry's backoff grows to its cap.
-        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1, settings.retry_backoff_seconds,
-                                                        settings.retry_backoff_max_seconds)) from None
+    _run_or_retry(self, run_job, job_id)
 
 
 @app.task(name=PREDICTION_TASK_NAME, bind=True, max_retries=None)
 def run_prediction_task(self, prediction_id: str) -> None:
     """A batch prediction, retried like a job's task while the database cannot be reached before the claim."""
-    from deepclust.worker.failures import is_infrastructure
     from deepclust.worker.predict import run_prediction
 
+    _run_or_retry(self, run_prediction, prediction_id)
+
+
+def _run_or_retry(task, run, row_id: str) -> None:
+    """``run(row_id)``; an infrastructure failure (database, storage unreachable) is retried.
+    Past the claim ``run`` handles such failures itself, so this is a row not taken yet (a copy
+    sent while it runs claims nothing); the retry's backoff grows to its cap."""
+    from deepclust.worker.failures import is_infrastructure
+
     try:
-        run_prediction(prediction_id)
+        run(row_id)
     except Exception as exc:
         if not is_infrastructure(exc):
             raise
         settings = get_settings()
-        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries + 1, settings.retry_backoff_seconds,
+        raise task.retry(exc=exc, countdown=retry_delay(task.request.retries + 1, settings.retry_backoff_seconds,
                                                         settings.retry_backoff_max_seconds)) from None
