@@ -108,6 +108,16 @@ def device_name(args) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def has_values(runs, x, criterion: str) -> bool:
+    """Whether the runs can be compared by ``criterion``: Stadion is scored only for the sweeps
+    that select by it (the runs cached here carry none), so it is left out of ``chosen_by``."""
+    try:
+        choose_restart(runs, x, criterion)
+    except ValueError:
+        return False
+    return True
+
+
 def restarts(args) -> dict:
     preset_name, conf = settings(args)
     x, y = load(args.dataset, args.data_dir, args.samples)
@@ -116,7 +126,8 @@ def restarts(args) -> dict:
     runs = [run_once(args, conf, x, k, seed, cache) for seed in args.seeds]
 
     chosen, table = choose_restart(runs, x, "stability")
-    by_criterion = {c: choose_restart(runs, x, c)[0] for c in sel.CRITERIA if c != "stability"}
+    by_criterion = {c: choose_restart(runs, x, c)[0] for c in sel.CRITERIA
+                    if c != "stability" and has_values(runs, x, c)}
     consensus = sel.consensus_labels([r.labels for r in runs], k, random_state=0)
     scores = [external_metrics(y, r.labels) for r in runs]  # reporting only, from here on
     accs = np.array([s["acc"] for s in scores])
