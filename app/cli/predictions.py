@@ -148,6 +148,15 @@ def labels(prediction_id: Annotated[str, typer.Argument(help="A succeeded batch 
         err.print(f"wrote the labels of prediction {prediction_id} to {output}")
 
 
+@app.command("logs")
+@reports_errors
+def logs(prediction_id: Annotated[str, typer.Argument(help="A batch prediction (deepclust predictions list).")],
+         api: Api = API_DEFAULT, key: Key = None) -> None:
+    """What the worker logged for this prediction (each attempt, where a retry resumed, a failure)."""
+    with connect(api, key) as client:
+        sys.stdout.write(client.get_prediction(prediction_id).logs())
+
+
 @app.command("cancel")
 @reports_errors
 def cancel(prediction_id: Annotated[str, typer.Argument(help="A batch prediction that has not ended.")],

@@ -696,6 +696,10 @@ class BatchPrediction(_Resource):
         """Delete the prediction with its labels (``Conflict`` while queued or running)."""
         self.client.request("DELETE", f"/v1/predictions/{self.id}")
 
+    def logs(self) -> str:
+        """What the worker logged for this prediction: each attempt, where a retry resumed, a failure."""
+        return self.client.request("GET", f"/v1/predictions/{self.id}/logs").text
+
 
 def _polled(resource, kind: str, timeout: float | None, poll_seconds: float,
             interrupted: threading.Event) -> Iterator[dict]:

@@ -1,10 +1,14 @@
-"""The routes of /v1/predictions: start, list, read, cancel, delete, labels."""
+"""The routes of /v1/predictions: start, list, read, cancel, delete, labels, logs."""
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
+from deepclust.app.core import joblog
+from deepclust.app.core.tables import Prediction
 from deepclust.app.errors import (
     BROKER_UNAVAILABLE,
     DATABASE_UNAVAILABLE,
@@ -25,6 +29,7 @@ from deepclust.app.http.openapi import TENANT, errors
 from deepclust.app.http.paging import LimitQuery, OffsetQuery, Page, page_example
 from deepclust.app.jobs.service import LabelsFile
 from deepclust.app.predictions import service as predictions
+from deepclust.app.tenancy.ownership import owned
 from deepclust.app.predictions.schemas import (
     PREDICTION_OUT_EXAMPLE,
     PredictionCreate,
@@ -115,3 +120,15 @@ async def get_labels(prediction_id: str, db: DbDep, store: StoreDep, tenant: Ten
         return Response(answer.content, media_type=answer.media_type,
                         headers={"Content-Disposition": f'attachment; filename="{answer.filename}"'})
     return answer
+
+
+@router.get("/{prediction_id}/logs", response_class=Response,
+            summary="What the worker logged for this batch prediction: each attempt, its batches, a failure",
+            responses={**errors(PREDICTION_NOT_FOUND), 200: {"content": {"text/plain": {"example": (
+                "2026-12-03 14:02:07,312 INFO prediction prd_0123: attempt 1: model mdl_0123 on dataset ds_0123 "
+                "(9298 samples)\n")}}}})
+async def get_logs(prediction_id: str, db: DbDep, store: StoreDep, tenant: TenantDep) -> Response:
+    """The prediction's log as plain text, every attempt appended (as a job's): empty while it is
+    queued; where a retry resumed; a failure's traceback."""
+    await db.run(owned, Prediction, prediction_id, tenant)
+    return PlainTextResponse(await run_in_threadpool(joblog.read, store, prediction_id))

@@ -111,6 +111,8 @@ def test_predict_async_then_the_predictions_commands(cli, api, model, tmp_path):
     assert max(len(line) for line in listed.splitlines()) <= 80
     assert json.loads(cli("predictions", "show", second, "--json").stdout)["status"] == "succeeded"
     assert "50/50 samples" in cli("predictions", "show", second).stdout
+    assert "attempt 1" in cli("predictions", "logs", second).stdout
+    assert "attempt 1" in api.get_prediction(second).logs()
     error = json.loads(cli("predictions", "cancel", second, "--json", code=1).stdout)
     assert error["error"]["code"] == "prediction_finished"
     assert "deleted" in cli("predictions", "delete", second, "-y").stderr

@@ -109,6 +109,9 @@ def test_a_batch_prediction_gives_the_synchronous_labels_in_every_format(backend
     files = [f for f in artifacts(backend.data_dir) if f.startswith(f"predictions/{created['id']}/")]
     assert sorted(files) == [f"predictions/{created['id']}/labels.npy", f"predictions/{created['id']}/probabilities.npy"]
     assert "attempt 1" in (backend.data_dir / "artifacts" / "logs" / f"{created['id']}.log").read_text()
+    logs = api.get(f"/v1/predictions/{created['id']}/logs")  # the same log, through the API
+    assert logs.status_code == 200 and logs.headers["content-type"].startswith("text/plain")
+    assert "attempt 1" in logs.text
 
     listed = api.get("/v1/predictions").json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == created["id"]
@@ -141,7 +144,8 @@ def test_another_tenant_sees_nothing(backend, api, model_and_data):
     model, dataset, _ = model_and_data
     mine = start(api, model, dataset)
     with backend.client() as other:
-        for path in (f"/v1/predictions/{mine['id']}", f"/v1/predictions/{mine['id']}/labels"):
+        for path in (f"/v1/predictions/{mine['id']}", f"/v1/predictions/{mine['id']}/labels",
+                     f"/v1/predictions/{mine['id']}/logs"):
             assert_error(other.get(path), 404, "prediction_not_found")
         assert_error(other.post(f"/v1/predictions/{mine['id']}/cancel"), 404, "prediction_not_found")
         assert_error(other.delete(f"/v1/predictions/{mine['id']}"), 404, "prediction_not_found")
