@@ -81,16 +81,16 @@ async def list_jobs(db: DbDep, tenant: TenantDep,
                     limit: LimitQuery = 50, offset: OffsetQuery = 0) -> Page[JobOut]:
     """Your jobs, newest first, optionally of one status, dataset, method or sweep; each succeeded
     one carries the summary of its `metrics` (acc/nmi when labelled, silhouette, non-empty clusters)."""
-    rows, total, summaries = await db.run(jobs.list_jobs, tenant, status, dataset_id, limit, offset,
-                                          method=method, sweep_id=sweep_id, standalone=standalone)
-    return Page(items=[JobOut.of(r, summaries.get(r.id)) for r in rows], total=total)
+    items, total = await db.run(jobs.list_jobs, tenant, status, dataset_id, limit, offset,
+                                method=method, sweep_id=sweep_id, standalone=standalone)
+    return Page(items=items, total=total)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: status, phase, progress", responses=errors(JOB_NOT_FOUND))
 async def get_job(job_id: str, db: DbDep, tenant: TenantDep) -> JobOut:
     """The job: status (queued -> running -> succeeded | failed | cancelled), phase, progress
     (epoch of the phase, fraction of the whole job, last loss), error, model."""
-    return JobOut.of(await db.run(owned, Job, job_id, tenant))
+    return await db.run(jobs.get_resource, tenant, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
@@ -99,7 +99,7 @@ async def get_job(job_id: str, db: DbDep, tenant: TenantDep) -> JobOut:
 async def cancel_job(job_id: str, db: DbDep, store: StoreDep, tenant: TenantDep) -> JobOut:
     """Cancel the job: a queued one is `cancelled` at once; a running one stays `running` until its
     next epoch boundary, then is `cancelled`. A finished job answers 409."""
-    return JobOut.of(await db.run(jobs.cancel_job, store, tenant, job_id))
+    return await db.run(jobs.cancel_resource, store, tenant, job_id)
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response,

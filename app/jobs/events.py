@@ -19,7 +19,7 @@ from starlette.responses import StreamingResponse
 from deepclust.app.core.db import new_session
 from deepclust.app.core.tables import ACTIVE_STATES, Job, JobHistory
 from deepclust.app.errors import MALFORMED_REQUEST, TOO_MANY_STREAMS, clip
-from deepclust.app.jobs.schemas import JobOut
+from deepclust.app.jobs import service as jobs
 from deepclust.app.tenancy.auth import LOCAL_TENANT, tenant_for_key
 from deepclust.app.tenancy.ownership import owned
 
@@ -101,7 +101,7 @@ def poll(engine: Engine, job_id: str, after_id: int, limit: int = BATCH) -> tupl
         job = session.get(Job, job_id)
         if job is None:
             return None, []
-        resource = JobOut.of(job).model_dump(mode="json")
+        resource = jobs.resource(session, job).model_dump(mode="json")
         rows = session.exec(select(JobHistory).where(JobHistory.job_id == job_id, JobHistory.id > after_id)
                             .order_by(JobHistory.id).limit(limit)).all()
         return resource, [(r.id, {"phase": r.phase, "epoch": r.epoch, "loss": r.loss, **r.terms}) for r in rows]

@@ -178,10 +178,14 @@ class JobOut(BaseModel):
                           "otherwise. An addition of API 1.2.",
         examples=[{"acc": 0.707, "nmi": 0.749, "silhouette": 0.682, "nonempty_clusters": 10}])
 
+    sweep_id: str | None = Field(None, description="The sweep that made this job (POST /v1/sweeps), null for a job "
+                                                   "started on its own. An addition to API 1.2.")
+
     @classmethod
-    def of(cls, row: Job, metrics: dict | None = None) -> "JobOut":
+    def of(cls, row: Job, metrics: dict | None = None, sweep_id: str | None = None) -> "JobOut":
         data = row.model_dump()
         data["metrics"] = metrics
+        data["sweep_id"] = sweep_id
         data["encoder"] = row.encoder_id
         data["progress"] = row.progress or {}
         data["warnings"] = row.warnings or []

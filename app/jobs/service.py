@@ -27,7 +27,7 @@ from deepclust.app.errors import (
 )
 from deepclust.app.encoders.service import encoded_view
 from deepclust.app.tenancy.ownership import owned
-from deepclust.app.jobs.schemas import CentroidsOut, JobCreate, LabelItem, LabelsPage, MetricsOut
+from deepclust.app.jobs.schemas import CentroidsOut, JobCreate, JobOut, LabelItem, LabelsPage, MetricsOut
 from deepclust.models import MethodInfo, get_method
 
 # Params that fix the autoencoder's shape: a reused autoencoder must agree on them.
@@ -143,12 +143,32 @@ def check_pretrained_source(session: Session, tenant: str, source_id: str, datas
                                           f"{source_id}; the reused autoencoder needs the same architecture.", param=p)
 
 
+def resource(session: Session, job: Job, metrics: dict | None = None) -> JobOut:
+    """The job as the API shows it, with the sweep it belongs to (if any)."""
+    return JobOut.of(job, metrics, sweeps_of(session, [job.id]).get(job.id))
+
+
+def sweeps_of(session: Session, job_ids: list[str]) -> dict[str, str]:
+    """``{job_id: sweep_id}`` for those of ``job_ids`` that a sweep made (one query)."""
+    if not job_ids:
+        return {}
+    return dict(session.exec(select(SweepJob.job_id, SweepJob.sweep_id).where(SweepJob.job_id.in_(job_ids))).all())
+
+
+def get_resource(session: Session, tenant: str, job_id: str) -> JobOut:
+    return resource(session, owned(session, Job, job_id, tenant))
+
+
+def cancel_resource(session: Session, store: ArtifactStore, tenant: str, job_id: str) -> JobOut:
+    return resource(session, cancel_job(session, store, tenant, job_id))
+
+
 def list_jobs(session: Session, tenant: str, status: str | None, dataset_id: str | None,
               limit: int, offset: int, *, method: str | None = None, sweep_id: str | None = None,
-              standalone: bool | None = None) -> tuple[list[Job], int, dict[str, dict]]:
-    """A page of the tenant's jobs, their total, and the metrics summary of each succeeded one by id;
-    ``sweep_id``: that sweep's children; ``standalone``: True for the jobs of no sweep, False for
-    sweeps' children only."""
+              standalone: bool | None = None) -> tuple[list[JobOut], int]:
+    """A page of the tenant's jobs as the API shows them (each succeeded one with its metrics
+    summary, each sweep's child with its sweep) and their total; ``sweep_id``: that sweep's
+    children; ``standalone``: True for the jobs of no sweep, False for sweeps' children only."""
     where = [Job.tenant_id == tenant]
     if status is not None:
         where.append(Job.status == status)
@@ -162,7 +182,8 @@ def list_jobs(session: Session, tenant: str, status: str | None, dataset_id: str
         children = Job.id.in_(select(SweepJob.job_id))
         where.append(~children if standalone else children)
     rows, total = paginate(session, Job, *where, limit=limit, offset=offset)
-    return rows, total, metrics_summaries(session, rows)
+    summaries, sweeps = metrics_summaries(session, rows), sweeps_of(session, [r.id for r in rows])
+    return [JobOut.of(r, summaries.get(r.id), sweeps.get(r.id)) for r in rows], total
 
 
 def metrics_summaries(session: Session, jobs: list[Job]) -> dict[str, dict]:

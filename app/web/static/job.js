@@ -34,6 +34,7 @@ function render(next) {
   const meta = [`${job.method}, ${k}, seed ${job.seed}`,
     h("a", { href: `/datasets/${job.dataset_id}`, id: "job-dataset-link" }, dataset ? dataset.name : job.dataset_id),
     `created ${formatTime(job.created_at)}`];
+  if (job.sweep_id) meta.splice(2, 0, h("a", { href: `/sweeps/${job.sweep_id}`, id: "job-sweep-link" }, "its sweep"));
   if (job.finished_at) meta.push(`finished ${formatTime(job.finished_at)}`);
   $("#job-meta").replaceChildren(...meta.flatMap((part, i) => (i ? [" · ", part] : [part])));
   const fraction = job.progress?.fraction || 0;
@@ -84,6 +85,7 @@ function renderSettings() {
     ["K", job.k_range ? `auto in ${job.k_range[0]}..${job.k_range[1]}${job.n_clusters ? ` → ${job.n_clusters}` : ""}` : job.n_clusters],
     ["seed", job.seed], ["device", job.device], ["guard", job.guard || "–"],
     ["dataset", link(`/datasets/${job.dataset_id}`, dataset ? dataset.name : job.dataset_id)]];
+  if (job.sweep_id) rows.push(["sweep", link(`/sweeps/${job.sweep_id}`, job.sweep_id)]);
   if (job.encoder) rows.push(["encoder", h("code", {}, job.encoder)]);
   if (job.pretrained_from) rows.push(["pretrained from", link(`/jobs/${job.pretrained_from}`, job.pretrained_from)]);
   if (job.max_runtime_s) rows.push(["runtime limit", `${job.max_runtime_s} s`]);

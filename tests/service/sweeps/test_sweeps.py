@@ -188,6 +188,18 @@ def test_sweeps_take_the_devices_jobs_take(api, three_blobs, device):
     assert {job["device"] for job in api.get("/v1/jobs").json()["items"]} == {device}
 
 
+def test_a_sweeps_jobs_name_their_sweep(api, three_blobs):
+    sweep = api.post("/v1/sweeps", json=sweep_body(three_blobs)).json()
+    alone = api.post("/v1/jobs", json={"dataset_id": three_blobs, "method": "dec", "n_clusters": 3, **TINY_DEC}).json()
+    assert alone["sweep_id"] is None
+    listed = {job["id"]: job["sweep_id"] for job in api.get("/v1/jobs").json()["items"]}
+    assert listed == {**{job_id: sweep["id"] for job_id in sweep["job_ids"]}, alone["id"]: None}
+    child = sweep["job_ids"][0]
+    assert api.get(f"/v1/jobs/{child}").json()["sweep_id"] == sweep["id"]
+    assert api.post(f"/v1/jobs/{child}/cancel").json()["sweep_id"] == sweep["id"]
+    assert api.get(f"/v1/jobs/{alone['id']}").json()["sweep_id"] is None
+
+
 def test_another_tenants_sweep_is_not_found(api, backend, three_blobs):
     sweep = api.post("/v1/sweeps", json=sweep_body(three_blobs, n_clusters=[2, 3])).json()
     with backend.client() as other:

@@ -113,6 +113,10 @@ def test_start_a_sweep_and_read_its_page(page, server):
     page.wait_for_url(re.compile(rf"/jobs/{recommended['job_id']}$"))
     page.wait_for_function("document.querySelector('#job-status').textContent === 'succeeded'")
     assert page.text_content("#settings-table tr[data-key=K] td") == str(K)
+    # ... and the job leads back to its sweep.
+    assert page.text_content("#settings-table tr[data-key=sweep] td") == sweep_id
+    page.click("#job-sweep-link")
+    page.wait_for_url(re.compile(rf"/sweeps/{sweep_id}$"))
 
     # The sweeps list shows it with its recommendation, reached from the nav.
     page.click("nav a:has-text('Sweeps')")
