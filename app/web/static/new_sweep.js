@@ -1,11 +1,14 @@
 // The sweep form: dataset, method, the K range and seeds of the grid, the criterion that picks K,
-// pretraining and the method's params (as JSON: the same for every job of the grid).
+// pretraining and the method's params (fields from the method's schema, as the job form has them:
+// the same for every job of the grid).
 import { $, api, h, hideError, showError } from "./app.js";
+import { ParamFields } from "./paramfields.js";
 
 const form = $("#sweep-form");
 const errorBox = $("#sweep-error");
 let methods = [];
 let datasets = [];
+const fields = new ParamFields({ params: "sweep-param", pretrain: "sweep-pretrain" });
 
 function selectedDataset() {
   return datasets.find((d) => d.id === $("#sweep-dataset").value);
@@ -18,6 +21,7 @@ function fillMethods() {
   const previous = select.value || "kmeans";
   select.replaceChildren(...methods.filter((m) => m.input_kinds.includes(kind)).map((m) => h("option", { value: m.name }, m.name)));
   if ([...select.options].some((o) => o.value === previous)) select.value = previous;
+  buildParams();
   if (dataset) {
     for (const id of ["#sweep-k-min", "#sweep-k-max"]) $(id).max = dataset.n_samples - 1;
     if (dataset.n_classes && !$("#sweep-k-max").dataset.touched) {
@@ -28,9 +32,21 @@ function fillMethods() {
   describe();
 }
 
-function describe() {
+function buildParams() {
   const method = methods.find((m) => m.name === $("#sweep-method").value);
-  $("#sweep-defaults").textContent = method ? `Defaults of ${method.name}: ${JSON.stringify(method.defaults)}` : "";
+  fields.clear();
+  const pretrain = $("#sweep-pretrain-fields .grid");
+  const own = $("#sweep-method-fields .grid");
+  pretrain.replaceChildren();
+  own.replaceChildren();
+  $("#sweep-method-summary").textContent = method ? method.summary : "";
+  if (!method) return;
+  fields.add(pretrain, "pretrain", method.pretrain_schema, method.pretrain_defaults);
+  fields.add(own, "params", method.params_schema, method.defaults);
+  $("#sweep-pretrain-fields").hidden = !pretrain.children.length;
+}
+
+function describe() {
   const grid = gridOf();
   $("#sweep-size").textContent = grid.ks && grid.seeds ? `${grid.ks.length * grid.seeds.length} jobs `
     + `(${grid.ks.length} K's × ${grid.seeds.length} seeds).` : "";
@@ -54,23 +70,11 @@ async function submit(event) {
   const { lo, hi, step, ks, seeds } = gridOf();
   $("#sweep-k-max").setCustomValidity(ks ? "" : "The K range is two whole numbers, 2 <= smallest <= largest.");
   $("#sweep-seeds").setCustomValidity(seeds ? "" : "Seeds are comma-separated whole numbers.");
-  let params = {};
-  const paramsText = $("#sweep-params").value.trim();
-  try {
-    params = paramsText ? JSON.parse(paramsText) : {};
-    const object = params && typeof params === "object" && !Array.isArray(params);
-    $("#sweep-params").setCustomValidity(object ? "" : "The params are a JSON object.");
-  } catch (error) {
-    $("#sweep-params").setCustomValidity(`Not JSON: ${error.message}`);
-  }
-  if (!form.reportValidity()) return;
+  const allGood = fields.checkAll();
+  if (!allGood || !form.reportValidity()) return;
+  const { params, pretrain } = fields.changed();  // only what differs from the defaults
   const body = { dataset_id: $("#sweep-dataset").value, method: $("#sweep-method").value, params,
     n_clusters: { min: lo, max: hi, step }, seeds, selection: $("#sweep-selection").value, device: $("#sweep-device").value };
-  const pretrain = {};
-  for (const key of ["epochs", "batch_size"]) {
-    const value = $(`#sweep-pretrain-${key}`).valueAsNumber;
-    if (Number.isFinite(value)) pretrain[key] = value;
-  }
   if (Object.keys(pretrain).length) body.pretrain = pretrain;
   const name = $("#sweep-name").value.trim();
   if (name) body.name = name;
@@ -81,6 +85,7 @@ async function submit(event) {
   } catch (error) {
     $("#sweep-submit").disabled = false;
     showError(errorBox, error);
+    fields.showErrors(error.details?.errors);
   }
 }
 
@@ -103,11 +108,10 @@ async function init() {
   if (wanted && datasets.some((d) => d.id === wanted)) $("#sweep-dataset").value = wanted;
   fillMethods();
   $("#sweep-dataset").addEventListener("change", fillMethods);
-  $("#sweep-method").addEventListener("change", describe);
+  $("#sweep-method").addEventListener("change", () => { buildParams(); describe(); });
   for (const id of ["#sweep-k-min", "#sweep-k-max", "#sweep-k-step", "#sweep-seeds"]) {
     $(id).addEventListener("input", (e) => { e.target.dataset.touched = "1"; e.target.setCustomValidity(""); describe(); });
   }
-  $("#sweep-params").addEventListener("input", (e) => e.target.setCustomValidity(""));
   form.addEventListener("submit", submit);
 }
 

@@ -66,24 +66,32 @@ def test_start_a_sweep_and_read_its_page(page, server):
     page.fill("#sweep-k-max", "5")
     page.fill("#sweep-seeds", "0, 1")
     page.select_option("#sweep-selection", "silhouette")
-    page.fill("#sweep-params", '{"n_init": 2}')
+    # The method's params are fields from its schema, the paper's defaults in, ranges checked as typed.
+    page.wait_for_selector("#sweep-param-n_init")
+    assert page.input_value("#sweep-param-n_init") == "20"
+    assert page.is_hidden("#sweep-pretrain-fields")  # k-means has no pretraining
+    page.fill("#sweep-param-n_init", "0")
+    assert page.text_content("#sweep-param-n_init + small") == "Must be at least 1."
+    page.fill("#sweep-param-n_init", "2")
     page.fill("#sweep-name", "blobs K 3..5")
     assert page.text_content("#sweep-size") == "6 jobs (3 K's × 2 seeds)."
-    # A param the method does not have: the API's refusal, in its words, and no sweep.
-    page.fill("#sweep-params", '{"n_init": 2, "no_such_param": 1}')
+    # A grid over the server's job cap: the API's refusal, in its words, and no sweep.
+    many = ", ".join(map(str, range(100)))
+    page.fill("#sweep-seeds", many)
+    assert page.text_content("#sweep-size") == "300 jobs (3 K's × 100 seeds)."
     with api(server, 0) as client:
         sweeps_before = client.get("/v1/sweeps").json()["total"]
         refused = client.post("/v1/sweeps", json={
-            "dataset_id": dataset["id"], "method": "kmeans", "params": {"n_init": 2, "no_such_param": 1},
-            "n_clusters": {"min": 3, "max": 5, "step": 1}, "seeds": [0, 1], "selection": "silhouette",
+            "dataset_id": dataset["id"], "method": "kmeans", "params": {"n_init": 2},
+            "n_clusters": {"min": 3, "max": 5, "step": 1}, "seeds": list(range(100)), "selection": "silhouette",
             "device": "auto", "name": "blobs K 3..5"})
-        assert refused.status_code == 422
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "grid_too_large"
     page.click("#sweep-submit")
     page.locator("#sweep-error").wait_for()
     assert page.text_content("#sweep-error") == refused.json()["error"]["message"]
     with api(server, 0) as client:
         assert client.get("/v1/sweeps").json()["total"] == sweeps_before
-    page.fill("#sweep-params", '{"n_init": 2}')
+    page.fill("#sweep-seeds", "0, 1")
     screenshot(page, "new_sweep")
     page.click("#sweep-submit")
     page.wait_for_url(re.compile(r"/sweeps/swp_\w+$"))
