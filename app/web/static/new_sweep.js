@@ -112,6 +112,7 @@ async function init() {
   for (const id of ["#sweep-k-min", "#sweep-k-max", "#sweep-k-step", "#sweep-seeds"]) {
     $(id).addEventListener("input", (e) => { e.target.dataset.touched = "1"; e.target.setCustomValidity(""); describe(); });
   }
+  form.addEventListener("input", () => hideError(errorBox));  // a refusal is about what was sent, not what is typed now
   form.addEventListener("submit", submit);
 }
 

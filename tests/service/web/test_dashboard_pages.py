@@ -92,6 +92,7 @@ def test_start_a_sweep_and_read_its_page(page, server):
     with api(server, 0) as client:
         assert client.get("/v1/sweeps").json()["total"] == sweeps_before
     page.fill("#sweep-seeds", "0, 1")
+    assert page.is_hidden("#sweep-error")  # editing the form clears the refusal of what was sent
     screenshot(page, "new_sweep")
     page.click("#sweep-submit")
     page.wait_for_url(re.compile(r"/sweeps/swp_\w+$"))
