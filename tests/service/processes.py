@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -141,3 +145,52 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+@dataclass
+class CeleryStack:
+    client: httpx.Client
+    server: Program
+    worker: Program
+    schema: object  # conftest.PostgresSchema
+    tmp: Path
+
+    @property
+    def programs(self) -> list[Program]:
+        return [self.worker, self.server]
+
+
+@contextmanager
+def celery_stack(tmp: Path, **settings) -> Iterator[CeleryStack]:
+    """The production shape in subprocesses: `deepclust migrate`, one `deepclust worker` and
+    `deepclust serve` with the Celery dispatcher, on a private PostgreSQL schema, Redis database and
+    queue name (so parallel runs stay apart), with ``settings`` on top. Everything is stopped and
+    dropped afterwards: the worker with SIGTERM, the server with SIGINT, the schema, the queue's keys."""
+    import redis
+
+    from .conftest import REDIS_URL, PostgresSchema
+
+    schema = PostgresSchema()
+    broker = f"{REDIS_URL}/{random.randint(1, 15)}"
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    env = clean_env(database_url=schema.url, dispatcher="celery", broker_url=broker, queue=queue,
+                    data_dir=tmp / "data", **settings)
+    programs = []
+    try:
+        migrate = subprocess.run([DEEPCLUST, "migrate"], env=env, cwd=tmp, capture_output=True, text=True)
+        assert migrate.returncode == 0, migrate.stderr
+        worker = Program([DEEPCLUST, "worker"], env, tmp, tmp / "worker.log")
+        programs.append(worker)
+        server, client = start_server(tmp, env)
+        programs.append(server)
+        try:
+            yield CeleryStack(client, server, worker, schema, tmp)
+        finally:
+            client.close()
+    finally:
+        for program in reversed(programs):
+            program.stop(signal.SIGTERM if program is programs[0] else signal.SIGINT)
+        schema.drop()
+        r = redis.Redis.from_url(broker)
+        r.delete(*r.keys(f"*{queue}*") or ["-"])
+        r.close()

@@ -4,51 +4,25 @@ schema, Redis database and queue name keep parallel runs apart."""
 from __future__ import annotations
 
 import io
-import random
-import signal
-import subprocess
-import uuid
 
 import numpy as np
 import pytest
-import redis
 
-from ..conftest import REDIS_URL, PostgresSchema, digits
+from ..conftest import digits
+from ..journey import kill_mid_pretraining, run_journey
+from ..processes import celery_stack
 
 pytestmark = pytest.mark.needs("postgresql", "redis")
-from ..journey import kill_mid_pretraining, run_journey
-from ..processes import DEEPCLUST, Program, clean_env, start_server
 
 N = 1000
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("celery")
-    schema = PostgresSchema()
-    broker = f"{REDIS_URL}/{random.randint(1, 15)}"
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = clean_env(database_url=schema.url, dispatcher="celery", broker_url=broker, queue=queue,
-                    data_dir=tmp / "data", progress_interval_seconds=0.2, heartbeat_seconds=1,
-                    checkpoint_interval_seconds=0, stale_after_seconds=10, reaper_interval_seconds=1,
-                    retry_backoff_seconds=1)
-    programs = []
-    try:
-        migrate = subprocess.run([DEEPCLUST, "migrate"], env=env, cwd=tmp, capture_output=True, text=True)
-        assert migrate.returncode == 0, migrate.stderr
-        worker = Program([DEEPCLUST, "worker"], env, tmp, tmp / "worker.log")
-        programs.append(worker)
-        server, client = start_server(tmp, env)
-        programs.append(server)
-        yield client, worker, schema, tmp
-        client.close()
-    finally:
-        for program in reversed(programs):
-            program.stop(signal.SIGTERM if program is programs[0] else signal.SIGINT)
-        schema.drop()
-        r = redis.Redis.from_url(broker)
-        r.delete(*r.keys(f"*{queue}*") or ["-"])
-        r.close()
+    with celery_stack(tmp_path_factory.mktemp("celery"), progress_interval_seconds=0.2, heartbeat_seconds=1,
+                      checkpoint_interval_seconds=0, stale_after_seconds=10, reaper_interval_seconds=1,
+                      retry_backoff_seconds=1) as running:
+        yield running.client, running.worker, running.schema, running.tmp
 
 
 def test_user_journey_on_celery_redis_postgres(stack):

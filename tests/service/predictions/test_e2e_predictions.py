@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import io
 import os
-import random
 import signal
-import subprocess
-import uuid
 
 import numpy as np
 import pytest
-import redis
 from sqlalchemy import create_engine, text
 
-from ..conftest import REDIS_URL, TINY_DEC, PostgresSchema, blobs
-from ..processes import DEEPCLUST, Program, clean_env, start_server, wait_until
+from ..conftest import TINY_DEC, blobs
+from ..processes import celery_stack, clean_env, start_server, wait_until
 
 N_NEW = 60_000
 SLOW = {"progress_interval_seconds": 0.2, "heartbeat_seconds": 1, "checkpoint_interval_seconds": 0.2,
@@ -136,30 +132,9 @@ def test_local_runner_resumes_a_killed_prediction(local):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("predictions-celery")
-    schema = PostgresSchema()
-    broker = f"{REDIS_URL}/{random.randint(1, 15)}"
-    queue = f"test-{uuid.uuid4().hex[:12]}"
-    env = clean_env(database_url=schema.url, dispatcher="celery", broker_url=broker, queue=queue,
-                    data_dir=tmp / "data", stale_after_seconds=5, reaper_interval_seconds=1, retry_backoff_seconds=1,
-                    **SLOW)
-    programs = []
-    try:
-        migrate = subprocess.run([DEEPCLUST, "migrate"], env=env, cwd=tmp, capture_output=True, text=True)
-        assert migrate.returncode == 0, migrate.stderr
-        worker = Program([DEEPCLUST, "worker"], env, tmp, tmp / "worker.log")
-        programs.append(worker)
-        server, client = start_server(tmp, env)
-        programs.append(server)
-        yield client, worker, schema, tmp, prepare(client)
-        client.close()
-    finally:
-        for program in reversed(programs):
-            program.stop(signal.SIGTERM if program is programs[0] else signal.SIGINT)
-        schema.drop()
-        r = redis.Redis.from_url(broker)
-        r.delete(*r.keys(f"*{queue}*") or ["-"])
-        r.close()
+    with celery_stack(tmp_path_factory.mktemp("predictions-celery"), stale_after_seconds=5, reaper_interval_seconds=1,
+                      retry_backoff_seconds=1, **SLOW) as running:
+        yield running.client, running.worker, running.schema, running.tmp, prepare(running.client)
 
 
 @pytest.mark.needs("postgresql", "redis")

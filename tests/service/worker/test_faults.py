@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import io
 import os
-import random
 import shutil
-import signal
 import subprocess
-import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,9 +20,9 @@ import numpy as np
 import pytest
 import redis
 
-from ..conftest import PG_URL, REDIS_URL, PostgresSchema, digits
+from ..conftest import PG_URL, REDIS_URL, digits
 from ..journey import DEC_JOB
-from ..processes import DEEPCLUST, Program, clean_env, start_server, wait_for_job, wait_until
+from ..processes import celery_stack, wait_for_job, wait_until
 
 pytestmark = [pytest.mark.needs("postgresql", "redis"), pytest.mark.faults]
 
@@ -100,36 +97,16 @@ def _controllable(service: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("faults")
-    schema = PostgresSchema()
-    broker = f"{REDIS_URL}/{random.randint(1, 15)}"
-    queue = f"test-{uuid.uuid4().hex[:12]}"
     # A heartbeat is stale only after a minute, so an outage of seconds requeues nothing; the reaper
     # runs every second, so a lost message is sent again at once.
-    env = clean_env(database_url=schema.url, dispatcher="celery", broker_url=broker, queue=queue,
-                    data_dir=tmp / "data", progress_interval_seconds=0.2, heartbeat_seconds=1,
-                    checkpoint_interval_seconds=1, stale_after_seconds=60, reaper_interval_seconds=1,
-                    retry_backoff_seconds=1, db_retry_seconds=300)
-    programs = []
-    try:
-        migrate = subprocess.run([DEEPCLUST, "migrate"], env=env, cwd=tmp, capture_output=True, text=True)
-        assert migrate.returncode == 0, migrate.stderr
-        programs.append(Program([DEEPCLUST, "worker"], env, tmp, tmp / "worker.log"))
-        server, client = start_server(tmp, env)
-        programs.append(server)
+    with celery_stack(tmp_path_factory.mktemp("faults"), progress_interval_seconds=0.2, heartbeat_seconds=1,
+                      checkpoint_interval_seconds=1, stale_after_seconds=60, reaper_interval_seconds=1,
+                      retry_backoff_seconds=1, db_retry_seconds=300) as running:
         X, _ = digits(300)
         buffer = io.BytesIO()
         np.save(buffer, X)
-        dataset = client.post("/v1/datasets", files={"file": ("digits300.npy", buffer.getvalue())}).json()["id"]
-        yield client, dataset, programs, tmp
-        client.close()
-    finally:
-        for program in reversed(programs):
-            program.stop(signal.SIGTERM if program is programs[0] else signal.SIGINT)
-        schema.drop()
-        r = redis.Redis.from_url(broker)
-        r.delete(*r.keys(f"*{queue}*") or ["-"])
-        r.close()
+        dataset = running.client.post("/v1/datasets", files={"file": ("digits300.npy", buffer.getvalue())}).json()["id"]
+        yield running.client, dataset, running.programs, running.tmp
 
 
 def submit(client, dataset: str, shape: dict) -> str:
