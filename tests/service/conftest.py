@@ -61,7 +61,7 @@ class Backend:
     def client(self, app=None) -> TestClient:
         """A client of a fresh tenant: tests see only what they made themselves."""
         with new_session(engine_for(self.settings.database_url)) as session:
-            key, _ = create_key(session, f"test-{uuid.uuid4().hex[:6]}")
+            key, _ = create_key(session, f"test-{uuid.uuid4().hex[:16]}")
         return TestClient(app or self.shared_app, headers={"Authorization": f"Bearer {key}"})
 
     @property
