@@ -9,8 +9,8 @@ encoder through ``EncoderRunner``), so the labels are the synchronous predict's.
 Rows predicted so far are stored as parts (``storage.prediction_part_key``) every
 ``checkpoint_interval_seconds``: an attempt that dies (worker killed, reaped, requeued) is resumed
 by the next one after the last part, and the parts become ``labels.npy`` and ``probabilities.npy``
-once every row is done. Cancel is read between batches; a cancelled or failed prediction leaves
-no file behind. Failures are classed as a job's are (worker/failures.py): the infrastructure's
+once every row is done. Cancel and the runtime limit (``max_prediction_runtime_seconds``) are
+read between batches; a cancelled or failed prediction leaves no file behind. Failures are classed as a job's are (worker/failures.py): the infrastructure's
 (database unreachable) requeue the prediction with a backoff, the prediction's own fail it.
 """
 from __future__ import annotations
@@ -45,6 +45,16 @@ class Cancelled(Exception):
 
 class Lost(Exception):
     """The row no longer carries our attempt (reaped and claimed again): stop, write nothing."""
+
+
+class RuntimeExceeded(Exception):
+    """The attempt ran past ``max_prediction_runtime_seconds``: the prediction fails."""
+
+    def __init__(self, limit: float, elapsed: float, done: int, total: int):
+        super().__init__(f"Stopped after {elapsed:.1f} s, at row {done:,} of {total:,}: past the runtime limit of "
+                         f"{limit:g} s for one attempt of a batch prediction (the server's "
+                         "DEEPCLUST_MAX_PREDICTION_RUNTIME_SECONDS). Predict a smaller dataset, or ask the "
+                         "operator to raise the limit.")
 
 
 def run_prediction(prediction_id: str, settings: Settings | None = None, attempt: int | None = None) -> str | None:
@@ -88,6 +98,8 @@ def _attempt(row: Prediction, settings: Settings, engine, store) -> tuple[str, d
             return SUCCEEDED, {}
     except Cancelled:
         return CANCELLED, {}
+    except RuntimeExceeded as exc:
+        return FAILED, {"error": {"code": "runtime_exceeded", "message": str(exc)}}
     except Lost:
         return "lost", {}
     except Exception as exc:
@@ -178,7 +190,8 @@ def _predict_parts(row: Prediction, model, runner: EncoderRunner | None, X: np.n
         log.info("prediction %s: resuming after the %d of %d rows already predicted", row.id, start, n)
     pending: list[np.ndarray] = []
     part_start = start
-    flushed = asked = time.monotonic()
+    began = flushed = asked = time.monotonic()
+    limit = settings.max_prediction_runtime_seconds
     for begin in range(start, n, batch):
         if lost.is_set():
             raise Lost()
@@ -198,6 +211,8 @@ def _predict_parts(row: Prediction, model, runner: EncoderRunner | None, X: np.n
             if _write(engine, lambda s: predictionstate.cancel_requested(s, row.id)):
                 raise Cancelled()
             asked = time.monotonic()
+        if limit is not None and done < n and time.monotonic() - began > limit:
+            raise RuntimeExceeded(limit, time.monotonic() - began, done, n)
 
 
 def _store_part(prediction_id: str, start: int, proba: np.ndarray, store) -> None:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(300.0, ge=0)
     # Runtime limit of one attempt of a job that sets no max_runtime_s; None: unlimited.
     max_runtime_seconds: int | None = Field(None, gt=0)
+    # Runtime limit of one attempt of a batch prediction (POST /v1/predictions takes none of its
+    # own); None: unlimited. Past it the prediction fails with runtime_exceeded and frees its worker.
+    max_prediction_runtime_seconds: float | None = Field(None, gt=0)
     progress_interval_seconds: float = 0.5
     checkpoint_interval_seconds: float = 30.0
     reaper_interval_seconds: float = 15.0  # 0 turns the reaper off

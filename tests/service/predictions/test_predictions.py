@@ -183,6 +183,22 @@ def test_cancel_queued_at_once_running_within_a_batch_and_delete(backend, api, m
     assert not (backend.data_dir / "artifacts" / "logs" / f"{running['id']}.log").exists()
 
 
+def test_past_the_runtime_limit_the_prediction_fails_and_leaves_no_file(backend, api, model_and_data):
+    model, dataset, new = model_and_data
+    created = start(api, model, dataset)
+    # 60 rows in batches of 7: the limit is read before each batch, so a tiny one stops it after the first
+    settings = settings_of(backend, max_prediction_runtime_seconds=1e-6)
+    assert run_prediction(created["id"], settings) == "failed"
+    body = api.get(f"/v1/predictions/{created['id']}").json()
+    assert body["status"] == "failed" and body["error"]["code"] == "runtime_exceeded"
+    assert f"at row 7 of {len(new)}" in body["error"]["message"]
+    assert "DEEPCLUST_MAX_PREDICTION_RUNTIME_SECONDS" in body["error"]["message"]
+    assert not [f for f in artifacts(backend.data_dir) if f.startswith(f"predictions/{created['id']}")]
+
+    again = start(api, model, dataset)  # the same prediction within a limit it does not reach
+    assert run_prediction(again["id"], settings_of(backend, max_prediction_runtime_seconds=3600)) == "succeeded"
+
+
 def test_a_lost_worker_is_reaped_and_the_retry_resumes_to_the_same_labels(backend, api, model_and_data):
     model, dataset, X = model_and_data
     created = start(api, model, dataset)
