@@ -50,6 +50,45 @@ export async function api(path, { method = "GET", json, form, as = "json", signa
   return response.json();
 }
 
+const API_PAGE = 1000;  // the most items a list route answers at once (app/http/paging.py)
+
+/** The newest `count` items of a list route (`{items, total}`), a page of at most 1000 at a time. */
+export async function newest(path, count) {
+  const joiner = path.includes("?") ? "&" : "?";
+  let items = [];
+  let total = 0;
+  for (let offset = 0; offset < count; offset += API_PAGE) {
+    const page = await api(`${path}${joiner}limit=${Math.min(API_PAGE, count - offset)}&offset=${offset}`);
+    items = items.concat(page.items);
+    total = page.total;
+    if (items.length >= total || page.items.length === 0) break;
+  }
+  return { items, total };
+}
+
+/** A long list shown a page at a time: `size` items first, `size` more on each click of `button`
+ *  (which then calls `reload`), the button hidden once everything is shown. */
+export class Pager {
+  constructor(button, size, reload) {
+    this.button = button;
+    this.size = size;
+    this.count = size;
+    button.addEventListener("click", () => { this.count += size; reload(); });
+  }
+
+  /** The newest items of `path` that the list shows now. */
+  fetch(path) {
+    return newest(path, this.count);
+  }
+
+  /** Say how many are shown of how many; the button offers the next page while any are left. */
+  show(shown, total) {
+    const left = total - shown;
+    this.button.hidden = left <= 0;
+    this.button.textContent = `Show ${Math.min(this.size, left)} more (${shown} of ${total} shown)`;
+  }
+}
+
 /** Load an API image (which needs the key, so no plain src=) into an <img>; resolves once decoded. */
 export async function loadImage(img, path) {
   const blob = await api(path, { as: "blob" });

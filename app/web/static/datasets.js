@@ -1,5 +1,7 @@
 // Datasets: upload by drag and drop (the API's refusal shown as it words it), list, delete.
-import { $, api, dropZone, formatBytes, formatTime, h, hideError, showError } from "./app.js";
+import { $, api, dropZone, formatBytes, formatTime, h, hideError, Pager, showError } from "./app.js";
+
+const pager = new Pager($("#datasets-more"), 100, () => loadDatasets());
 
 const status = $("#upload-status");
 const uploadError = $("#upload-error");
@@ -63,9 +65,10 @@ async function loadDatasets() {
   const errorBox = $("#datasets-error");
   hideError(errorBox);
   try {
-    const page = await api("/v1/datasets?limit=1000");
+    const page = await pager.fetch("/v1/datasets");
     $("#datasets-table tbody").replaceChildren(...page.items.map(row));
     $("#datasets-total").textContent = `${page.total} in all`;
+    pager.show(page.items.length, page.total);
     $("#datasets-empty").hidden = page.total > 0;
   } catch (error) {
     showError(errorBox, error);

@@ -1,11 +1,13 @@
 // The jobs list: standalone jobs and sweeps side by side (a sweep's jobs grouped under it, shown when
 // it is expanded), metric columns to compare runs, sorting by any column, filters by method,
 // dataset, sweep and status; live status of running jobs from their event streams; cancel, delete.
-import { $, ACTIVE, api, formatNumber, h, hideError, progressText, showError, statusBadge, watchJob } from "./app.js";
+import { $, ACTIVE, api, formatNumber, h, hideError, Pager, progressText, showError, statusBadge, watchJob } from "./app.js";
 
 const MAX_WATCHED = 8;  // event streams open at once; further active jobs refresh with the list
-const LIMIT = 200;
+const LIMIT = 1000;  // a sweep's jobs shown when it is expanded (a grid is far smaller)
 const errorBox = $("#jobs-error");
+// The newest 100 standalone jobs and 100 sweeps first, 100 more of each per "Show more".
+const pager = new Pager($("#jobs-more"), 100, () => loadJobs());
 const watched = new Map();  // job id -> AbortController
 const expanded = new Set();  // sweep ids whose jobs are shown
 const children = new Map();  // sweep id -> its jobs, once fetched
@@ -242,13 +244,13 @@ async function loadJobs() {
   hideError(errorBox);
   const f = filters();
   remember(f);
-  const query = new URLSearchParams(Object.entries({ ...f, limit: LIMIT }).filter(([, v]) => v !== ""));
+  const query = new URLSearchParams(Object.entries(f).filter(([, v]) => v !== ""));
   // Without a sweep chosen, only standalone jobs are listed, and each sweep as one row.
   if (!f.sweep_id) query.set("standalone", "true");
   try {
-    const sweepQuery = f.dataset_id ? `&dataset_id=${f.dataset_id}` : "";
-    const [page, sweeps] = await Promise.all([api(`/v1/jobs?${query}`),
-      f.sweep_id ? Promise.resolve({ items: [] }) : api(`/v1/sweeps?limit=${LIMIT}${sweepQuery}`)]);
+    const sweepQuery = f.dataset_id ? `?dataset_id=${f.dataset_id}` : "";
+    const [page, sweeps] = await Promise.all([pager.fetch(`/v1/jobs?${query}`),
+      f.sweep_id ? Promise.resolve({ items: [], total: 0 }) : pager.fetch(`/v1/sweeps${sweepQuery}`)]);
     const shownSweeps = sweeps.items.filter((s) => (!f.method || s.method === f.method) && (!f.status || s.status === f.status));
     entries = [...page.items.map((job) => ({ kind: "job", job })), ...shownSweeps.map((sweep) => ({ kind: "sweep", sweep }))];
     // Expanded sweeps show their jobs as they are now.
@@ -259,6 +261,7 @@ async function loadJobs() {
     render();
     const sweepsTotal = shownSweeps.length ? ` and ${shownSweeps.length} sweep${shownSweeps.length === 1 ? "" : "s"}` : "";
     $("#jobs-total").textContent = `${page.total} job${page.total === 1 ? "" : "s"}${sweepsTotal}`;
+    pager.show(page.items.length + sweeps.items.length, page.total + sweeps.total);
     $("#jobs-empty").hidden = entries.length > 0;
     const active = [...page.items, ...[...children.values()].flat()].filter((job) => ACTIVE.has(job.status));
     for (const [id, controller] of watched) {

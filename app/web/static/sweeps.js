@@ -1,7 +1,8 @@
 // The sweeps list: each sweep's grid, status, progress and recommended K; refreshed while one runs.
-import { $, ACTIVE, api, formatTime, h, hideError, showError, statusBadge } from "./app.js";
+import { $, ACTIVE, api, formatTime, h, hideError, Pager, showError, statusBadge } from "./app.js";
 
 const errorBox = $("#sweeps-error");
+const pager = new Pager($("#sweeps-more"), 100, () => loadSweeps());
 let refreshTimer = null;
 
 function row(sweep, datasetNames) {
@@ -32,10 +33,11 @@ function row(sweep, datasetNames) {
 async function loadSweeps() {
   hideError(errorBox);
   try {
-    const [page, datasets] = await Promise.all([api("/v1/sweeps?limit=200"), api("/v1/datasets?limit=1000")]);
+    const [page, datasets] = await Promise.all([pager.fetch("/v1/sweeps"), api("/v1/datasets?limit=1000")]);
     const names = new Map(datasets.items.map((d) => [d.id, d.name]));
     $("#sweeps-table tbody").replaceChildren(...page.items.map((s) => row(s, names)));
     $("#sweeps-total").textContent = `${page.total} in all`;
+    pager.show(page.items.length, page.total);
     $("#sweeps-empty").hidden = page.total > 0;
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(loadSweeps, page.items.some((s) => ACTIVE.has(s.status)) ? 3000 : 15000);

@@ -349,3 +349,44 @@ def test_the_dataset_page_of_images(page, server):
     assert page.is_hidden("#dataset-features")
     counts = page.eval_on_selector_all("#class-bars .class-count", "s => s.map(e => parseInt(e.textContent))")
     assert counts == np.bincount(y).tolist()
+
+
+def test_long_lists_show_a_page_at_a_time(page, served):
+    """Datasets and jobs beyond the first 100 come a page per "Show more", until all are shown."""
+    from deepclust.app.core.db import engine_for, new_session
+    from deepclust.app.tenancy.auth import create_key
+
+    engine = engine_for(f"sqlite:///{served.tmp / 'data' / 'deepclust.db'}")
+    with new_session(engine) as session:  # a tenant of its own: the other tests' rows stay out
+        key = create_key(session, "pager")[0]
+    engine.dispose()
+    X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        datasets = [upload(client, f"d{i:03d}.npz", X)["id"] for i in range(105)]
+        for _ in range(102):
+            job = client.post("/v1/jobs", json={"dataset_id": datasets[0], "method": "kmeans", "n_clusters": 2})
+            assert job.status_code == 202, job.text
+            client.post(f"/v1/jobs/{job.json()['id']}/cancel")  # the queue stays free for the other tests
+    use_key(page, key)
+
+    page.goto("/")
+    more = page.locator("#datasets-more")
+    more.wait_for()
+    assert more.text_content() == "Show 5 more (100 of 105 shown)"
+    rows = page.locator("#datasets-table tbody tr")
+    assert rows.count() == 100
+    assert rows.first.get_attribute("data-id") == datasets[-1]  # newest first
+    more.click()
+    page.wait_for_function("document.querySelectorAll('#datasets-table tbody tr').length === 105")
+    assert more.is_hidden()
+    assert rows.last.get_attribute("data-id") == datasets[0]
+
+    page.goto("/jobs")
+    more = page.locator("#jobs-more")
+    more.wait_for()
+    assert more.text_content() == "Show 2 more (100 of 102 shown)"
+    assert len(top_rows(page)) == 100
+    more.click()
+    page.wait_for_function("document.querySelectorAll('#jobs-table tbody tr[data-id]').length === 102")
+    assert more.is_hidden()
+    screenshot(page, "jobs-paged")
