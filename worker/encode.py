@@ -77,10 +77,11 @@ def encode(job: Job, dataset: Dataset, engine, store: ArtifactStore, reporter, s
                                      f"width on batch {b} (expected D={row.output_dim})")
                 writer.append(out)
                 _progress(reporter, b + 1, batches)
-                if (b + 1 == batches or time.monotonic() - asked >= settings.progress_interval_seconds) \
-                        and reporter.should_stop():
-                    raise TrainingCancelled(f"cancelled in {ENCODE} after batch {b + 1} of {batches}")
-                asked = time.monotonic()
+                # cancel (and the runtime limit) asked at the progress pace, and after the last batch
+                if b + 1 == batches or time.monotonic() - asked >= settings.progress_interval_seconds:
+                    if reporter.should_stop():
+                        raise TrainingCancelled(f"cancelled in {ENCODE} after batch {b + 1} of {batches}")
+                    asked = time.monotonic()
             writer.close()
         except BaseException:
             writer.abort()

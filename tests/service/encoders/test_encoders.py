@@ -3,6 +3,7 @@ used by a job on a PNG archive, predict on a PNG, the ONNX download against pred
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import numpy as np
@@ -440,6 +441,18 @@ def test_the_encode_phase_reports_batches_and_stops_on_cancel(backend, encoder_b
     done = encode(job, row, engine, store, Reporter(stop_after=99), settings, "cpu")
     assert done.X.shape == (9, 8)
     assert f"datasets/{dataset['id']}/embeddings/{enc['id']}.npy" in artifacts(backend.data_dir)
+
+
+    class SlowReporter(Reporter):  # batches far quicker than the progress pace: cancel is still asked
+        def flush(self, force=False):
+            super().flush(force)
+            time.sleep(0.03)
+
+    paced = settings.model_copy(update={"progress_interval_seconds": 0.05})
+    store.delete_prefix(f"datasets/{dataset['id']}/embeddings")  # encode again, not reuse
+    reporter = SlowReporter(stop_after=1)
+    with pytest.raises(TrainingCancelled, match="after batch [23] of 5"):  # at the pace, not only after the last
+        encode(job, row, engine, store, reporter, paced, "cpu")
 
 
 def test_the_plots_of_a_job_on_an_encoder(trained):
