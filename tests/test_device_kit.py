@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from importlib.metadata import distribution
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -29,12 +29,17 @@ def _norm(name: str) -> str:
 
 
 def _requirements(name: str, extras: frozenset[str], seen: dict[str, set[str]]) -> None:
-    """Every distribution ``name[extras]`` needs here, recursively (markers evaluated here)."""
+    """Every distribution ``name[extras]`` needs here, recursively (markers evaluated here; one
+    not installed here is not needed by what the tests run either)."""
     key = _norm(name)
     if extras <= seen.get(key, set()) and key in seen:
         return
+    try:
+        requires = distribution(name).requires or ()
+    except PackageNotFoundError:
+        return
     seen.setdefault(key, set()).update(extras)
-    for line in distribution(name).requires or ():
+    for line in requires:
         req = Requirement(line)
         if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (extras or {""})):
             continue
