@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-REPO = ROOT.parent
 # deepclust comes from the environment (installed, or the checkout's tree that on_device.sh puts
 # on PYTHONPATH): the repository root itself holds only deepclust/__init__.py of it.
 sys.path.insert(0, str(ROOT))

@@ -10,8 +10,9 @@ Rows predicted so far are stored as parts (``storage.prediction_part_key``) ever
 ``checkpoint_interval_seconds``: an attempt that dies (worker killed, reaped, requeued) is resumed
 by the next one after the last part, and the parts become ``labels.npy`` and ``probabilities.npy``
 once every row is done. Cancel and the runtime limit (``max_prediction_runtime_seconds``) are
-read between batches; a cancelled or failed prediction leaves no file behind. Failures are classed as a job's are (worker/failures.py): the infrastructure's
-(database unreachable) requeue the prediction with a backoff, the prediction's own fail it.
+read between batches; a cancelled or failed prediction leaves no file behind. Failures are
+classed as a job's are (worker/failures.py): the infrastructure's (database unreachable) requeue
+the prediction with a backoff, the prediction's own fail it.
 """
 from __future__ import annotations
 
