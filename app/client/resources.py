@@ -35,6 +35,7 @@ class _Resource:
     from ``_path``/{id}."""
 
     _path: str
+    _kind: str  # "job", "sweep", "prediction": in messages, error codes and JobFailed's details
 
     def __init__(self, client: Client, resource: dict):
         self.client = client
@@ -55,6 +56,27 @@ class _Resource:
         self.resource = self.client._json("GET", f"{self._path}/{self.id}")
         return self.resource
 
+    def _poll_until_finished(self, bar: str | None, timeout: float | None, poll_seconds: float,
+                             console: Any) -> None:
+        """Refresh until it has finished; ``bar`` names the function of client/progress.py that
+        draws it meanwhile (None: no bar)."""
+        interrupted = threading.Event()
+        states = _polled(self, self._kind, timeout, poll_seconds, interrupted)
+        if bar is None:
+            for _ in states:
+                pass
+            return
+        from deepclust.app.client import progress as bars  # rich, only when a bar is wanted
+
+        with _ctrl_c_between_polls(interrupted):
+            getattr(bars, bar)(states, console=console)
+
+    def _raise_unless_succeeded(self) -> None:
+        if self.status != "succeeded":
+            error = self.resource.get("error") or {"code": f"{self._kind}_cancelled",
+                                                   "message": f"{self._kind} {self.id} was cancelled"}
+            raise JobFailed(409, error["code"], error["message"], {self._kind: self.resource})
+
 
 # -- a job -------------------------------------------------------------------------------------------
 
@@ -62,6 +84,7 @@ class Job(_Resource):
     """One job on the server. ``resource`` is the job as last fetched; ``refresh()`` fetches it again."""
 
     _path = "/v1/jobs"
+    _kind = "job"
 
     @property
     def warnings(self) -> list[dict]:
@@ -92,24 +115,16 @@ class Job(_Resource):
         (the job keeps running). ``raise_on_failure`` raises ``JobFailed`` carrying the job's error
         when it failed or was cancelled.
         """
-        interrupted = threading.Event()
-        states = _polled(self, "job", timeout, poll_seconds, interrupted)
-        if progress:
-            from deepclust.app.client.progress import follow, warning_lines  # rich, only when a bar is wanted
+        self._poll_until_finished("follow" if progress else None, timeout, poll_seconds, console)
+        if progress and console is None:  # the CLI passes its console and prints them in its own summary
+            from rich.console import Console
 
-            with _ctrl_c_between_polls(interrupted):
-                follow(states, console=console)
-            if console is None:  # the CLI passes its console and prints them in its own summary
-                from rich.console import Console
+            from deepclust.app.client.progress import warning_lines
 
-                for line in warning_lines(self.resource):  # never shown as a plain success with these
-                    Console(stderr=True).print(f"[yellow]warning[/] {line}", highlight=False)
-        else:
-            for _ in states:
-                pass
-        if raise_on_failure and self.status != "succeeded":
-            error = self.resource.get("error") or {"code": "job_cancelled", "message": f"job {self.id} was cancelled"}
-            raise JobFailed(409, error["code"], error["message"], {"job": self.resource})
+            for line in warning_lines(self.resource):  # never shown as a plain success with these
+                Console(stderr=True).print(f"[yellow]warning[/] {line}", highlight=False)
+        if raise_on_failure:
+            self._raise_unless_succeeded()
         return self.resource
 
     def cancel(self) -> dict:
@@ -176,6 +191,7 @@ class Sweep(_Resource):
     ``resource`` is the sweep as last fetched; ``refresh()`` fetches it again."""
 
     _path = "/v1/sweeps"
+    _kind = "sweep"
 
     def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 2.0,
              raise_on_failure: bool = False, console: Any = None) -> dict:
@@ -184,20 +200,9 @@ class Sweep(_Resource):
         ``progress`` shows one bar over its jobs (done/total, running, failed, ETA). ``timeout``
         raises ``TimeoutError`` (the sweep keeps running). ``raise_on_failure`` raises ``JobFailed``
         carrying the sweep's error when it failed or was cancelled."""
-        interrupted = threading.Event()
-        states = _polled(self, "sweep", timeout, poll_seconds, interrupted)
-        if progress:
-            from deepclust.app.client.progress import follow_sweep  # rich, only when a bar is wanted
-
-            with _ctrl_c_between_polls(interrupted):
-                follow_sweep(states, console=console)
-        else:
-            for _ in states:
-                pass
-        if raise_on_failure and self.status != "succeeded":
-            error = self.resource.get("error") or {"code": "sweep_cancelled",
-                                                   "message": f"sweep {self.id} was cancelled"}
-            raise JobFailed(409, error["code"], error["message"], {"sweep": self.resource})
+        self._poll_until_finished("follow_sweep" if progress else None, timeout, poll_seconds, console)
+        if raise_on_failure:
+            self._raise_unless_succeeded()
         return self.resource
 
     def result(self) -> dict:
@@ -252,26 +257,16 @@ class BatchPrediction(_Resource):
     (``Prediction`` is what the synchronous ``Client.predict`` returns: labels and probabilities.)"""
 
     _path = "/v1/predictions"
+    _kind = "prediction"
 
     def wait(self, progress: bool = True, *, timeout: float | None = None, poll_seconds: float = 1.0,
              raise_on_failure: bool = False, console: Any = None) -> dict:
         """Block until the prediction has ended; returns its final resource. ``progress`` shows a bar
         (samples predicted, ETA); ``timeout`` raises ``TimeoutError`` (it keeps running);
         ``raise_on_failure`` raises ``JobFailed`` with its error when it failed or was cancelled."""
-        interrupted = threading.Event()
-        states = _polled(self, "prediction", timeout, poll_seconds, interrupted)
-        if progress:
-            from deepclust.app.client.progress import follow_prediction  # rich, only when a bar is wanted
-
-            with _ctrl_c_between_polls(interrupted):
-                follow_prediction(states, console=console)
-        else:
-            for _ in states:
-                pass
-        if raise_on_failure and self.status != "succeeded":
-            error = self.resource.get("error") or {"code": "prediction_cancelled",
-                                                   "message": f"prediction {self.id} was cancelled"}
-            raise JobFailed(409, error["code"], error["message"], {"prediction": self.resource})
+        self._poll_until_finished("follow_prediction" if progress else None, timeout, poll_seconds, console)
+        if raise_on_failure:
+            self._raise_unless_succeeded()
         return self.resource
 
     def labels(self, probabilities: bool = False) -> np.ndarray | Prediction:
