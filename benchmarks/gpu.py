@@ -1,6 +1,7 @@
 """Everything issue #26's part 2 measures on a GPU, in one run within a time budget.
 
-    python benchmarks/gpu.py --device cuda --budget-s 480 --out $OUT      # on a lent GPU
+    python benchmarks/gpu.py --device cuda --budget-s 480 --out $OUT      # on a GPU
+    bash benchmarks/on_device.sh        # on a lent one: with table.py, in one call (device_kit.py)
     python benchmarks/gpu.py --device cpu --tiny --budget-s 120 --out /tmp/gpu-dry   # dry run
 
 Sections, in this order (each one line of JSON or more in ``OUT/gpu.jsonl``, written and flushed

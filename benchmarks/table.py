@@ -1,6 +1,7 @@
 """The reproduction table: many (method, dataset, seed) cells at the papers' settings, in a time budget.
 
-    # on a lent GPU (issue #27 part 2): every cell that fits in 540 s, several at once
+    # on a GPU: every cell that fits in 540 s, several at once (a lent GPU runs it through
+    # benchmarks/on_device.sh, after gpu.py, in the one call both issues' part 2 share)
     python benchmarks/table.py --device cuda --budget-s 540 --out benchmarks/results/table_gpu.jsonl
     # dry run on a CPU: a few hundred samples of each set (scikit-learn's digits without the
     # datasets folder) and each method's tiny_preset
