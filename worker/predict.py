@@ -212,8 +212,8 @@ def _predict_parts(row: Prediction, model, runner: EncoderRunner | None, X: np.n
             if _write(engine, lambda s: predictionstate.cancel_requested(s, row.id)):
                 raise Cancelled()
             asked = time.monotonic()
-        if limit is not None and done < n and time.monotonic() - began > limit:
-            raise RuntimeExceeded(limit, time.monotonic() - began, done, n)
+        if limit is not None and done < n and (elapsed := time.monotonic() - began) > limit:
+            raise RuntimeExceeded(limit, elapsed, done, n)
 
 
 def _store_part(prediction_id: str, start: int, proba: np.ndarray, store) -> None:

@@ -53,7 +53,7 @@ export async function api(path, { method = "GET", json, form, as = "json", signa
 const API_PAGE = 1000;  // the most items a list route answers at once (app/http/paging.py)
 
 /** The newest `count` items of a list route (`{items, total}`), a page of at most 1000 at a time. */
-export async function newest(path, count) {
+async function newest(path, count) {
   const joiner = path.includes("?") ? "&" : "?";
   let items = [];
   let total = 0;

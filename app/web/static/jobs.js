@@ -4,7 +4,7 @@
 import { $, ACTIVE, api, formatNumber, h, hideError, Pager, progressText, showError, statusBadge, watchJob } from "./app.js";
 
 const MAX_WATCHED = 8;  // event streams open at once; further active jobs refresh with the list
-const LIMIT = 1000;  // a sweep's jobs shown when it is expanded (a grid is far smaller)
+const LIMIT = 1000;  // one page: an expanded sweep's jobs, the sweeps of the filter (far fewer than the list)
 const errorBox = $("#jobs-error");
 // The newest 100 standalone jobs and 100 sweeps first, 100 more of each per "Show more".
 const pager = new Pager($("#jobs-more"), 100, () => loadJobs());

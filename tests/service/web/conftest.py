@@ -29,14 +29,19 @@ N, D, K = 240, 10, 4
 WAIT_MS = 900_000 if SCREENSHOTS else 300_000
 
 
+def tenant_key(served, name: str) -> str:
+    """A key of a new tenant ``name`` on the shared server, made in its database (as `keys create`)."""
+    engine = engine_for(f"sqlite:///{served.tmp / 'data' / 'deepclust.db'}")
+    with new_session(engine) as session:
+        key = create_key(session, name)[0]
+    engine.dispose()
+    return key
+
+
 @pytest.fixture(scope="session")
 def server(served):
     """The shared `deepclust serve` (auth on, local runner) and two tenants' keys: its own and bob's."""
-    engine = engine_for(f"sqlite:///{served.tmp / 'data' / 'deepclust.db'}")
-    with new_session(engine) as session:
-        bob = create_key(session, "bob")[0]
-    engine.dispose()
-    return served.url, [served.key, bob]
+    return served.url, [served.key, tenant_key(served, "bob")]
 
 
 @pytest.fixture(scope="module")

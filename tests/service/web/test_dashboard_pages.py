@@ -17,7 +17,7 @@ import numpy as np
 
 from ..conftest import blobs, npz_bytes
 from ..processes import wait_for_job
-from .conftest import WAIT_MS, api, digit_images, drop_file, screenshot, use_key
+from .conftest import WAIT_MS, api, digit_images, drop_file, screenshot, tenant_key, use_key
 
 N, D, K = 160, 6, 4
 
@@ -353,13 +353,7 @@ def test_the_dataset_page_of_images(page, server):
 
 def test_long_lists_show_a_page_at_a_time(page, served):
     """Datasets and jobs beyond the first 100 come a page per "Show more", until all are shown."""
-    from deepclust.app.core.db import engine_for, new_session
-    from deepclust.app.tenancy.auth import create_key
-
-    engine = engine_for(f"sqlite:///{served.tmp / 'data' / 'deepclust.db'}")
-    with new_session(engine) as session:  # a tenant of its own: the other tests' rows stay out
-        key = create_key(session, "pager")[0]
-    engine.dispose()
+    key = tenant_key(served, "pager")  # a tenant of its own: the other tests' rows stay out
     X = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         datasets = [upload(client, f"d{i:03d}.npz", X)["id"] for i in range(105)]
