@@ -12,6 +12,7 @@ const watched = new Map();  // job id -> AbortController
 const expanded = new Set();  // sweep ids whose jobs are shown
 const children = new Map();  // sweep id -> its jobs, once fetched
 let refreshTimer = null;
+let latestLoad = 0;  // loads overlap (a filter changed twice, a refresh): only the newest may render
 let datasetNames = new Map();
 let entries = [];  // {kind: "job", job} | {kind: "sweep", sweep}
 // Metrics sort best first on the first click (davies-bouldin is not listed); the rest A to Z.
@@ -241,6 +242,7 @@ function remember(f) {
 }
 
 async function loadJobs() {
+  const load = ++latestLoad;
   hideError(errorBox);
   const f = filters();
   remember(f);
@@ -252,12 +254,14 @@ async function loadJobs() {
     const [page, sweeps] = await Promise.all([pager.fetch(`/v1/jobs?${query}`),
       f.sweep_id ? Promise.resolve({ items: [], total: 0 }) : pager.fetch(`/v1/sweeps${sweepQuery}`)]);
     const shownSweeps = sweeps.items.filter((s) => (!f.method || s.method === f.method) && (!f.status || s.status === f.status));
-    entries = [...page.items.map((job) => ({ kind: "job", job })), ...shownSweeps.map((sweep) => ({ kind: "sweep", sweep }))];
     // Expanded sweeps show their jobs as they are now.
     await Promise.all([...expanded].map(async (id) => {
       if (!shownSweeps.some((s) => s.id === id)) return;
       children.set(id, (await api(`/v1/jobs?sweep_id=${id}&limit=${LIMIT}`)).items);
     }));
+    // An older filter's answer arriving last would otherwise replace the newer one's rows.
+    if (load !== latestLoad) return;
+    entries = [...page.items.map((job) => ({ kind: "job", job })), ...shownSweeps.map((sweep) => ({ kind: "sweep", sweep }))];
     render();
     const sweepsTotal = shownSweeps.length ? ` and ${shownSweeps.length} sweep${shownSweeps.length === 1 ? "" : "s"}` : "";
     $("#jobs-total").textContent = `${page.total} job${page.total === 1 ? "" : "s"}${sweepsTotal}`;
@@ -273,7 +277,7 @@ async function loadJobs() {
     const busy = active.length > watched.size || shownSweeps.some((s) => ACTIVE.has(s.status));
     scheduleRefresh(busy ? 3000 : 15000);
   } catch (error) {
-    showError(errorBox, error);
+    if (load === latestLoad) showError(errorBox, error);
   }
 }
 

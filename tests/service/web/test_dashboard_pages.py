@@ -198,6 +198,22 @@ def test_the_jobs_list_groups_sorts_and_filters(page, server):
     page.wait_for_selector("#jobs-empty:not([hidden])")
     assert page.locator("#jobs-table tbody tr").count() == 0
 
+    # Two filter changes in a row whose answers arrive out of order: the newer filter's rows stay.
+    page.select_option("#jobs-status", "")
+    page.wait_for_function("document.querySelector('#jobs-total').textContent === '4 jobs and 1 sweep'")
+    held = []
+    page.route("**/v1/jobs?*method=dec*", lambda route: held.append(route))
+    page.select_option("#jobs-method", "dec")  # its list answer is held
+    page.select_option("#jobs-method", "")
+    page.select_option("#jobs-sweep", sweep["id"])
+    page.wait_for_function("document.querySelector('#jobs-total').textContent === '2 jobs'")
+    assert len(held) == 1
+    with page.expect_response(lambda response: "method=dec" in response.url):
+        held[0].continue_()
+    page.wait_for_timeout(300)  # the old answer, now in, must not be rendered over the new one
+    assert page.text_content("#jobs-total") == "2 jobs"
+    assert sorted(top_rows(page)) == sorted(sweep["job_ids"])
+
 
 def test_the_complete_job_page(page, server, tmp_path):
     X, y = labelled_blobs(seed=14)
