@@ -66,6 +66,20 @@ async function newest(path, count) {
   return { items, total };
 }
 
+/**
+ * Loads of one view overlap (a filter changed twice, a refresh beside a click, a delete while
+ * "Show more" loads) and their answers can arrive out of order. Call the returned `begin()` as a
+ * load starts; the function it gives back says whether that load is still the newest, the only
+ * one whose answer may be shown.
+ */
+export function newestLoad() {
+  let latest = 0;
+  return () => {
+    const mine = ++latest;
+    return () => mine === latest;
+  };
+}
+
 /** A long list shown a page at a time: `size` items first, `size` more on each click of `button`
  *  (which then calls `reload`), the button hidden once everything is shown. */
 export class Pager {

@@ -1,7 +1,8 @@
 // Datasets: upload by drag and drop (the API's refusal shown as it words it), list, delete.
-import { $, api, dropZone, formatBytes, formatTime, h, hideError, Pager, showError } from "./app.js";
+import { $, api, dropZone, formatBytes, formatTime, h, hideError, newestLoad, Pager, showError } from "./app.js";
 
 const pager = new Pager($("#datasets-more"), 100, () => loadDatasets());
+const beginLoad = newestLoad();
 
 const status = $("#upload-status");
 const uploadError = $("#upload-error");
@@ -62,16 +63,18 @@ function row(dataset) {
 }
 
 async function loadDatasets() {
+  const current = beginLoad();
   const errorBox = $("#datasets-error");
   hideError(errorBox);
   try {
     const page = await pager.fetch("/v1/datasets");
+    if (!current()) return;  // e.g. "Show more" answered after a delete: it still lists the deleted one
     $("#datasets-table tbody").replaceChildren(...page.items.map(row));
     $("#datasets-total").textContent = `${page.total} in all`;
     pager.show(page.items.length, page.total);
     $("#datasets-empty").hidden = page.total > 0;
   } catch (error) {
-    showError(errorBox, error);
+    if (current()) showError(errorBox, error);
   }
 }
 

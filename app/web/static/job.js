@@ -1,8 +1,8 @@
 // One job: its settings, live progress, ETA, loss and log while it runs, then metrics, plots, the
 // model's downloads and predict.
 import {
-  $, ACTIVE, api, download, dropZone, formatNumber, formatTime, h, hideError, loadImage, progressText, saveBlob,
-  showError, statusBadge, watchJob,
+  $, ACTIVE, api, download, dropZone, formatNumber, formatTime, h, hideError, loadImage, newestLoad, progressText,
+  saveBlob, showError, statusBadge, watchJob,
 } from "./app.js";
 
 const jobId = $("#job").dataset.jobId;
@@ -16,6 +16,7 @@ const samples = [];  // {t, fraction} of the updates seen while running
 let predictions = null;  // the last predict answer, for its CSV
 const BATCH_POLL_MS = 2000;
 let batchTimer = null;
+const beginBatchLoad = newestLoad();  // a poll's answer may arrive after the one a new batch asked for
 let datasetNames = new Map();
 const errorBox = $("#job-error");
 const history = new Map();  // "phase/epoch" -> row: a resumed attempt re-sends the rows it kept
@@ -294,14 +295,16 @@ function batchRow(prediction) {
 
 /** This model's batch predictions, polled while one is queued or running. */
 async function loadBatches() {
+  const current = beginBatchLoad();
   clearTimeout(batchTimer);
   try {
     const page = await api(`/v1/predictions?model_id=${job.model_id}&limit=50`);
+    if (!current()) return;
     $("#batch-table").hidden = !page.items.length;
     $("#batch-table tbody").replaceChildren(...page.items.map(batchRow));
     if (page.items.some((p) => ACTIVE.has(p.status))) batchTimer = setTimeout(loadBatches, BATCH_POLL_MS);
   } catch (error) {
-    showError($("#batch-error"), error);
+    if (current()) showError($("#batch-error"), error);
   }
 }
 

@@ -1,7 +1,7 @@
 // The jobs list: standalone jobs and sweeps side by side (a sweep's jobs grouped under it, shown when
 // it is expanded), metric columns to compare runs, sorting by any column, filters by method,
 // dataset, sweep and status; live status of running jobs from their event streams; cancel, delete.
-import { $, ACTIVE, api, formatNumber, h, hideError, Pager, progressText, showError, statusBadge, watchJob } from "./app.js";
+import { $, ACTIVE, api, formatNumber, h, hideError, newestLoad, Pager, progressText, showError, statusBadge, watchJob } from "./app.js";
 
 const MAX_WATCHED = 8;  // event streams open at once; further active jobs refresh with the list
 const LIMIT = 1000;  // one page: an expanded sweep's jobs, the sweeps of the filter (far fewer than the list)
@@ -12,7 +12,7 @@ const watched = new Map();  // job id -> AbortController
 const expanded = new Set();  // sweep ids whose jobs are shown
 const children = new Map();  // sweep id -> its jobs, once fetched
 let refreshTimer = null;
-let latestLoad = 0;  // loads overlap (a filter changed twice, a refresh): only the newest may render
+const beginLoad = newestLoad();
 let datasetNames = new Map();
 let entries = [];  // {kind: "job", job} | {kind: "sweep", sweep}
 // Metrics sort best first on the first click (davies-bouldin is not listed); the rest A to Z.
@@ -242,7 +242,7 @@ function remember(f) {
 }
 
 async function loadJobs() {
-  const load = ++latestLoad;
+  const current = beginLoad();
   hideError(errorBox);
   const f = filters();
   remember(f);
@@ -260,7 +260,7 @@ async function loadJobs() {
       children.set(id, (await api(`/v1/jobs?sweep_id=${id}&limit=${LIMIT}`)).items);
     }));
     // An older filter's answer arriving last would otherwise replace the newer one's rows.
-    if (load !== latestLoad) return;
+    if (!current()) return;
     entries = [...page.items.map((job) => ({ kind: "job", job })), ...shownSweeps.map((sweep) => ({ kind: "sweep", sweep }))];
     render();
     const sweepsTotal = shownSweeps.length ? ` and ${shownSweeps.length} sweep${shownSweeps.length === 1 ? "" : "s"}` : "";
@@ -277,7 +277,7 @@ async function loadJobs() {
     const busy = active.length > watched.size || shownSweeps.some((s) => ACTIVE.has(s.status));
     scheduleRefresh(busy ? 3000 : 15000);
   } catch (error) {
-    if (load === latestLoad) showError(errorBox, error);
+    if (current()) showError(errorBox, error);
   }
 }
 

@@ -1,8 +1,9 @@
 // The sweeps list: each sweep's grid, status, progress and recommended K; refreshed while one runs.
-import { $, ACTIVE, api, formatTime, h, hideError, Pager, showError, statusBadge } from "./app.js";
+import { $, ACTIVE, api, formatTime, h, hideError, newestLoad, Pager, showError, statusBadge } from "./app.js";
 
 const errorBox = $("#sweeps-error");
 const pager = new Pager($("#sweeps-more"), 100, () => loadSweeps());
+const beginLoad = newestLoad();  // a refresh and a "Show more" can overlap
 let refreshTimer = null;
 
 function row(sweep, datasetNames) {
@@ -31,9 +32,11 @@ function row(sweep, datasetNames) {
 }
 
 async function loadSweeps() {
+  const current = beginLoad();
   hideError(errorBox);
   try {
     const [page, datasets] = await Promise.all([pager.fetch("/v1/sweeps"), api("/v1/datasets?limit=1000")]);
+    if (!current()) return;
     const names = new Map(datasets.items.map((d) => [d.id, d.name]));
     $("#sweeps-table tbody").replaceChildren(...page.items.map((s) => row(s, names)));
     $("#sweeps-total").textContent = `${page.total} in all`;
@@ -42,7 +45,7 @@ async function loadSweeps() {
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(loadSweeps, page.items.some((s) => ACTIVE.has(s.status)) ? 3000 : 15000);
   } catch (error) {
-    showError(errorBox, error);
+    if (current()) showError(errorBox, error);
   }
 }
 

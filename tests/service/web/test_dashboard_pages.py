@@ -386,8 +386,32 @@ def test_long_lists_show_a_page_at_a_time(page, served):
     rows = page.locator("#datasets-table tbody tr")
     assert rows.count() == 100
     assert rows.first.get_attribute("data-id") == datasets[-1]  # newest first
+    # A delete while "Show more" still loads: the older answer (read from the server before the
+    # delete, held until the list after the delete is shown) must not bring the deleted one back.
+    held = []
+
+    def hold_the_first(route):
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route("**/v1/datasets?limit=200*", hold_the_first)
     more.click()
-    page.wait_for_function("document.querySelectorAll('#datasets-table tbody tr').length === 105")
+    for _ in range(500):  # the handler runs while the page is waited on
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the Show more request never came"
+    page.click(f"#datasets-table tr[data-id='{datasets[-2]}'] button.danger")
+    page.wait_for_function("document.querySelectorAll('#datasets-table tbody tr').length === 104")
+    route, answer = held[0]
+    with page.expect_response(lambda response: "limit=200" in response.url):
+        route.fulfill(response=answer)
+    page.wait_for_timeout(300)  # the old answer, now in, must not be rendered over the new one
+    shown = page.eval_on_selector_all("#datasets-table tbody tr", "rs => rs.map(r => r.dataset.id)")
+    assert len(shown) == 104 and datasets[-2] not in shown
+    page.unroute("**/v1/datasets?limit=200*")
     assert more.is_hidden()
     assert rows.last.get_attribute("data-id") == datasets[0]
 
