@@ -29,8 +29,8 @@ except ImportError:  # the numbers below work without it; the figures say what t
 DPI = 100
 TSNE_MAX_POINTS = 10_000
 # History values that are not losses: drawn on their own 0..1 axis.
-EVALUATION_KEYS = ("acc", "nmi", "ari", "label_change")
-_NOT_PLOTTED = ("phase", "epoch")
+EVALUATION_KEYS = ("acc", "nmi", "ari", "label_change", "view_agreement")  # 0..1, on the second axis
+_NOT_PLOTTED = ("phase", "epoch", "selected_epoch")  # an epoch number, not a curve
 
 
 def to_png(fig: Figure) -> bytes:

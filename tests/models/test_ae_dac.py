@@ -1,7 +1,9 @@
 """AE+DAC: label features, similarities, pair selection, the pairwise loss and the ξ schedule; the
 two views (pairs from the clean batch without gradient, the loss on its augmented copy), resume
-with them, and the params that depart from the paper with ``variant="paper"`` restoring it."""
+with them, the joint epoch kept by view agreement, and the params that depart from the paper with
+``variant="paper"`` restoring it."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -228,3 +230,44 @@ def test_resume_mid_joint_training_with_two_views_is_bit_identical(tmp_path, cha
     assert single.history_[:2] == reference.history_[:2]  # the same pretraining
     assert single.history_[2]["loss"] != reference.history_[2]["loss"]
     assert not torch.equal(single.model_.state_dict()["autoencoder.head.0.weight"], weights["autoencoder.head.0.weight"])
+
+
+# -- the joint epoch the result is (select_epoch) --------------------------------------------------
+def test_view_agreement_keeps_the_most_agreeing_healthy_epoch_and_ends_on_it():
+    torch.manual_seed(0)
+    model = DACModel(DACAutoencoder(1, 8, 8, n_clusters=3, head_hidden=4))
+    phase = PairwisePhase(AEDACParams())
+    assert phase.agreement_view is auto_augment  # the training's second view
+    clean = torch.tensor([0, 0, 1, 1, 2, 2])
+    epochs = [  # the view's labels after epochs 1..4
+        torch.tensor([0, 0, 1, 1, 0, 0]),  # 4 of 6 agree
+        torch.tensor([0, 0, 0, 0, 0, 0]),  # epoch 2 is degenerate (its clean labels below): not kept
+        torch.tensor([0, 0, 1, 1, 2, 0]),  # 5 of 6: the best healthy one
+        torch.tensor([1, 0, 1, 2, 2, 0]),  # 3 of 6
+    ]
+    states = {}
+    for epoch, view in enumerate(epochs, start=1):
+        with torch.no_grad():
+            for weight in model.parameters():
+                weight.add_(torch.randn_like(weight))  # each epoch's model differs
+        phase.epochs_done = epoch
+        labels = torch.zeros(6, dtype=torch.long) if epoch == 2 else clean
+        phase._consider(model, labels, view, 3)
+        states[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+        kept = {1: 1, 2: 1, 3: 3, 4: 3}[epoch]
+        assert phase.epoch_logs()["selected_epoch"] == kept
+    assert phase.agreement == pytest.approx(0.5) and phase.best["agreement"] == pytest.approx(5 / 6)
+    # The guard restored an earlier state: its choice stands.
+    guard_restored = SimpleNamespace(guard=SimpleNamespace(restored={"phase": phase.name, "epoch": 2}))
+    phase.end(model, None, guard_restored)
+    assert all(torch.equal(v, states[4][k]) for k, v in model.state_dict().items())
+    phase.end(model, None, SimpleNamespace(guard=SimpleNamespace(restored=None)))
+    assert all(torch.equal(v, states[3][k]) for k, v in model.state_dict().items())
+
+
+def test_select_last_measures_nothing_and_one_view_training_still_measures_on_the_auto_copy():
+    assert PairwisePhase(AEDACParams(select_epoch="last")).agreement_view is None
+    assert PairwisePhase(AEDACParams(augmentation="none")).agreement_view is auto_augment
+    assert PairwisePhase(AEDACParams(augmentation="photos")).agreement_view is photo_augment
+    assert get_method("ae_dac").validate({"variant": "paper"})["select_epoch"] == "last"
+

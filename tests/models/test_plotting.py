@@ -45,6 +45,15 @@ def test_history_png_has_a_panel_per_phase_and_every_term():
     assert_png(plotting.to_png(fig), (800, 600))
 
 
+def test_history_puts_view_agreement_on_the_evaluation_axis_and_does_not_draw_the_selected_epoch():
+    rows = [{"phase": "finetune", "epoch": e, "loss": 1.0 - e / 10, "view_agreement": 0.8 + e / 100,
+             "selected_epoch": min(e + 1, 3)} for e in range(6)]
+    fig = plotting.history_figure(rows)
+    loss_axis, evaluation_axis = fig.axes
+    assert {line.get_label() for line in loss_axis.get_lines()} == {"loss"}
+    assert {line.get_label() for line in evaluation_axis.get_lines()} == {"view_agreement"}
+
+
 def test_history_default_size_grows_with_phases_and_empty_history_is_a_message():
     assert png_image(plotting.to_png(plotting.history_figure(HISTORY))).size == (900, 3 * 260 + 20)
     empty = plotting.history_figure([])
