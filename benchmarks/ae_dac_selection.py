@@ -123,16 +123,32 @@ def pick(rows: list[dict], score: str) -> dict:
     return max(reversed(scored), key=lambda r: r[score]) if scored else rows[-1]
 
 
-def summarize(path: Path) -> None:
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    print("| data | seed | last epoch ACC | " + " | ".join(f"{s}: epoch, ACC" for s in SCORES) + " | best ACC (labels) |")
-    print("|---" * (len(SCORES) + 4) + "|")
+def summarize(paths: list[Path]) -> None:
+    """Per seed: ACC at the last epoch and at each score's pick (epoch, ACC); per dataset the mean
+    ± std over seeds; the product's own result and pick where recorded, and the best epoch by the
+    labels (which no rule may use: it is the ceiling, not a result)."""
+    lines = sorted((json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()),
+                   key=lambda line: (line["dataset"], line["seed"]))
+    print("| data | seed | last | " + " | ".join(f"{s} (epoch)" for s in SCORES)
+          + " | product (epoch) | best by labels (epoch) |")
+    print("|---" * (len(SCORES) + 5) + "|")
+    by_dataset: dict[str, list[dict]] = {}
     for line in lines:
         rows = line["epochs"]
-        cells = [f"{pick(rows, s)['epoch']}, {pick(rows, s)['acc']:.3f}" for s in SCORES]
+        picks = {s: pick(rows, s) for s in SCORES}
         best = max(rows, key=lambda r: r["acc"])
-        print(f"| {line['dataset']} | {line['seed']} | {rows[-1]['acc']:.3f} | " + " | ".join(cells)
-              + f" | {best['acc']:.3f} (epoch {best['epoch']}) |")
+        product = (f"{line['final']['acc']:.3f} ({line['selected_epoch']})" if line.get("selected_epoch") else "–")
+        print(f"| {line['dataset']} | {line['seed']} | {rows[-1]['acc']:.3f} | "
+              + " | ".join(f"{picks[s]['acc']:.3f} ({picks[s]['epoch']})" for s in SCORES)
+              + f" | {product} | {best['acc']:.3f} ({best['epoch']}) |")
+        by_dataset.setdefault(line["dataset"], []).append(
+            {"last": rows[-1]["acc"], **{s: picks[s]["acc"] for s in SCORES}, "best": best["acc"],
+             **({"product": line["final"]["acc"]} if line.get("selected_epoch") else {})})
+    for dataset, seeds in by_dataset.items():
+        cell = lambda key: (f"**{np.mean([s[key] for s in seeds]):.3f} ± {np.std([s[key] for s in seeds]):.3f}**"  # noqa: E731
+                            if all(key in s for s in seeds) else "–")
+        print(f"| {dataset} | mean ± std ({len(seeds)}) | {cell('last')} | "
+              + " | ".join(cell(s) for s in SCORES) + f" | {cell('product')} | {cell('best')} |")
 
 
 def main(argv=None) -> None:
@@ -142,10 +158,11 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="NAME=VALUE")
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--summarize", action="store_true", help="print the table of --out and exit")
+    ap.add_argument("--summarize", nargs="*", type=Path, metavar="JSONL",
+                    help="print the table of these files (default --out) and exit")
     args = ap.parse_args(argv)
-    if args.summarize:
-        summarize(args.out)
+    if args.summarize is not None:
+        summarize(args.summarize or [args.out])
         return
     overrides = {k: json.loads(v) for k, _, v in (p.partition("=") for p in args.overrides)}
     line = run(args.dataset, args.seed, args.data_dir, overrides)
