@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepclust.models import DeepClusterer, TrainingCancelled, get_method, load_checkpoint
+from deepclust.models import DeepClusterer, TrainingCancelled, get_method, load_checkpoint, save_checkpoint
 from deepclust.models.methods.ae_dac import (PAPER, AEDACParams, PairwisePhase, Thresholds, cosine_similarity_matrix,
                                              dac_batch_loss, dac_reconstruction_loss, label_features,
                                              pairwise_clustering_loss, select_pairs)
@@ -209,11 +209,13 @@ def test_paper_variant_restores_every_departure_unless_given():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_resume_mid_joint_training_with_two_views_is_bit_identical(tmp_path, channels):
     X = np.random.default_rng(0).random((40, channels, 8, 8)).astype(np.float32)
-    params = {"pretrain_epochs": 2, "pretrain_batch_size": 16, "batch_size": 16, "head_hidden": 4, "xi_lr": 0.1}
+    # select_epoch: the kept epoch's copy travels in the checkpoint too
+    params = {"pretrain_epochs": 2, "pretrain_batch_size": 16, "batch_size": 16, "head_hidden": 4, "xi_lr": 0.1,
+              "select_epoch": "view_agreement"}
     make = lambda: DeepClusterer("ae_dac", 3, random_state=1, **params)  # noqa: E731
     reference = make().fit(X)
     joint = [h for h in reference.history_ if h["phase"] == "finetune"]
-    assert len(joint) == 4 and all("upper" in h and "positive_pairs" in h for h in joint)
+    assert len(joint) == 4 and all("upper" in h and "positive_pairs" in h and "view_agreement" in h for h in joint)
     with pytest.raises(TrainingCancelled):
         make().fit(X, callbacks=[StopAfter(tmp_path / "ckpt.pt", 4)])  # 2 pretraining + 2 joint epochs
     state = load_checkpoint(tmp_path / "ckpt.pt")
@@ -233,10 +235,10 @@ def test_resume_mid_joint_training_with_two_views_is_bit_identical(tmp_path, cha
 
 
 # -- the joint epoch the result is (select_epoch) --------------------------------------------------
-def test_view_agreement_keeps_the_most_agreeing_healthy_epoch_and_ends_on_it():
+def test_view_agreement_keeps_the_most_agreeing_healthy_epoch_and_ends_on_it(tmp_path):
     torch.manual_seed(0)
     model = DACModel(DACAutoencoder(1, 8, 8, n_clusters=3, head_hidden=4))
-    phase = PairwisePhase(AEDACParams())
+    phase = PairwisePhase(AEDACParams(select_epoch="view_agreement"))
     assert phase.agreement_view is auto_augment  # the training's second view
     clean = torch.tensor([0, 0, 1, 1, 2, 2])
     epochs = [  # the view's labels after epochs 1..4
@@ -257,6 +259,14 @@ def test_view_agreement_keeps_the_most_agreeing_healthy_epoch_and_ends_on_it():
         kept = {1: 1, 2: 1, 3: 3, 4: 3}[epoch]
         assert phase.epoch_logs()["selected_epoch"] == kept
     assert phase.agreement == pytest.approx(0.5) and phase.best["agreement"] == pytest.approx(5 / 6)
+    # The kept copy travels in a checkpoint (loaded without unpickling objects) and ends a resumed run.
+    save_checkpoint({"phase_state": phase.state_dict()}, tmp_path / "ckpt.pt")
+    resumed = PairwisePhase(AEDACParams(select_epoch="view_agreement"))
+    resumed.load_state_dict(load_checkpoint(tmp_path / "ckpt.pt")["phase_state"])
+    assert (resumed.best["epoch"], resumed.epochs_done, resumed.epoch_logs()["selected_epoch"]) == (3, 4, 3)
+    other = DACModel(DACAutoencoder(1, 8, 8, n_clusters=3, head_hidden=4))
+    resumed.end(other, None, SimpleNamespace(guard=SimpleNamespace(restored=None)))
+    assert all(torch.equal(v, states[3][k]) for k, v in other.state_dict().items())
     # The guard restored an earlier state: its choice stands.
     guard_restored = SimpleNamespace(guard=SimpleNamespace(restored={"phase": phase.name, "epoch": 2}))
     phase.end(model, None, guard_restored)
@@ -266,8 +276,9 @@ def test_view_agreement_keeps_the_most_agreeing_healthy_epoch_and_ends_on_it():
 
 
 def test_select_last_measures_nothing_and_one_view_training_still_measures_on_the_auto_copy():
-    assert PairwisePhase(AEDACParams(select_epoch="last")).agreement_view is None
-    assert PairwisePhase(AEDACParams(augmentation="none")).agreement_view is auto_augment
-    assert PairwisePhase(AEDACParams(augmentation="photos")).agreement_view is photo_augment
-    assert get_method("ae_dac").validate({"variant": "paper"})["select_epoch"] == "last"
+    assert get_method("ae_dac").defaults["select_epoch"] == "last"
+    assert PairwisePhase(AEDACParams()).agreement_view is None
+    agreeing = {"select_epoch": "view_agreement"}
+    assert PairwisePhase(AEDACParams(augmentation="none", **agreeing)).agreement_view is auto_augment
+    assert PairwisePhase(AEDACParams(augmentation="photos", **agreeing)).agreement_view is photo_augment
 

@@ -293,18 +293,18 @@ def test_a_last_batch_of_one_sample_trains(method, params):
 
 
 def test_the_result_is_exactly_the_model_after_the_selected_epoch():
-    """select_epoch="view_agreement" (the default) ends on the epoch it kept: the same weights and
-    labels as the same run stopped after that epoch."""
+    """select_epoch="view_agreement" ends on the epoch it kept: the same weights and labels as the
+    same run stopped after that epoch."""
     X, _ = shape_images(n_per_class=40, size=16, jitter=0.5, seed=0)
     params = {"pretrain_epochs": 10, "pretrain_batch_size": 16, "batch_size": 32, "xi_lr": 0.05}
-    selected = DeepClusterer("ae_dac", 3, random_state=2, guard="off", **params).fit(X)
+    selected = DeepClusterer("ae_dac", 3, random_state=2, guard="off", select_epoch="view_agreement",
+                             **params).fit(X)
     joint = [h for h in selected.history_ if h["phase"] == "finetune"]
     assert len(joint) == 8 and all(0.0 <= h["view_agreement"] <= 1.0 for h in joint)
     epoch = joint[-1]["selected_epoch"]
     assert epoch < len(joint)  # on this run an earlier epoch is kept (later ones agree less or degenerate)
     assert all(h["selected_epoch"] == epoch for h in joint[epoch - 1:])  # kept from when it happened
-    cut = DeepClusterer("ae_dac", 3, random_state=2, guard="off", select_epoch="last", max_epochs=epoch,
-                        **params).fit(X)
+    cut = DeepClusterer("ae_dac", 3, random_state=2, guard="off", max_epochs=epoch, **params).fit(X)
     np.testing.assert_array_equal(selected.labels_, cut.labels_)
     weights = cut.model_.state_dict()
     assert all(torch.equal(v, weights[k]) for k, v in selected.model_.state_dict().items())
