@@ -218,11 +218,11 @@ class AEDACParams(Params):
                                      "floor). Keeps the late schedule from taking cross-class pairs as positive; the "
                                      "schedule's length is unchanged.")
     select_epoch: Literal[EPOCH_SELECTIONS] = Field(
-        "last", description="Which joint epoch's model is the result: 'last' (the paper), or "
-                                      "'view_agreement': of the epochs whose clusters are all non-empty and none holds "
-                                      "over half the data, the one whose labels agree most between the clean images "
-                                      "and one augmented copy of each (no labels used; the labelling oscillates late "
-                                      "in the schedule). Costs one more inference pass per epoch.")
+        "last", description="Which joint epoch's model is the result: 'last' (the paper), or 'view_agreement': of "
+                            "the epochs whose clusters are all non-empty and none holds over half the data, the one "
+                            "whose labels agree most between the clean images and one augmented copy of each (no "
+                            "labels used; the labelling oscillates late in the schedule). Costs one more inference "
+                            "pass per epoch.")
 
     @model_validator(mode="before")
     @classmethod
