@@ -8,10 +8,10 @@ binary cross-entropy on the pairs whose label-feature cosine similarity is at le
 thresholds meet (75 epochs with the paper's constants). Predictions come from the head.
 
 The defaults add DAC's second view (pairs selected on the clean batch without gradient, the loss
-fitted on an augmented copy), DAC's RMSProp 1e-3 and a floor on ``u(ξ)``; ``variant="paper"``
-restores the paper's values (docs/methods/ae_dac.md: what departs and the numbers behind it).
-``select_epoch="view_agreement"`` ends on the joint epoch whose labels hold best under the second
-view instead of the last one.
+fitted on an augmented copy), DAC's RMSProp 1e-3, a floor on ``u(ξ)``, and end on the joint epoch
+whose labels hold best under the second view rather than the last one (``select_epoch``);
+``variant="paper"`` restores the paper's values (docs/methods/ae_dac.md: what departs and the
+numbers behind it).
 """
 from __future__ import annotations
 
@@ -178,7 +178,7 @@ RMSPROP_RHO = 0.9  # DAC's optimiser: TensorFlow's and Keras' RMSProp decay (tor
 # paper gives none; our guess). The field defaults below are the measured ones
 # (docs/methods/ae_dac.md has the numbers).
 PAPER = {"augmentation": "none", "optimizer": "adam", "lr": 1e-4, "alpha": 0.5, "upper_floor": None,
-         "pretrain_epochs": 100}
+         "pretrain_epochs": 100, "select_epoch": "last"}
 
 
 class AEDACParams(Params):
@@ -218,11 +218,11 @@ class AEDACParams(Params):
                                      "floor). Keeps the late schedule from taking cross-class pairs as positive; the "
                                      "schedule's length is unchanged.")
     select_epoch: Literal[EPOCH_SELECTIONS] = Field(
-        "last", description="Which joint epoch's model is the result: 'last' (the paper), or 'view_agreement': of "
-                            "the epochs whose clusters are all non-empty and none holds over half the data, the one "
-                            "whose labels agree most between the clean images and one augmented copy of each (no "
-                            "labels used; the labelling oscillates late in the schedule). Costs one more inference "
-                            "pass per epoch.")
+        "view_agreement",
+        description="Which joint epoch's model is the result: 'last' (the paper), or 'view_agreement': of the epochs "
+                    "whose clusters are all non-empty and none holds over half the data, the one whose labels agree "
+                    "most between the clean images and one augmented copy of each (no labels used; the labelling "
+                    "oscillates late in the schedule). Costs one more inference pass per epoch.")
 
     @model_validator(mode="before")
     @classmethod

@@ -276,8 +276,9 @@ def test_view_agreement_keeps_the_most_agreeing_healthy_epoch_and_ends_on_it(tmp
 
 
 def test_select_last_measures_nothing_and_one_view_training_still_measures_on_the_auto_copy():
-    assert get_method("ae_dac").defaults["select_epoch"] == "last"
-    assert PairwisePhase(AEDACParams()).agreement_view is None
+    assert get_method("ae_dac").defaults["select_epoch"] == "view_agreement"
+    assert get_method("ae_dac").validate({"variant": "paper"})["select_epoch"] == "last"
+    assert PairwisePhase(AEDACParams(select_epoch="last")).agreement_view is None
     agreeing = {"select_epoch": "view_agreement"}
     assert PairwisePhase(AEDACParams(augmentation="none", **agreeing)).agreement_view is auto_augment
     assert PairwisePhase(AEDACParams(augmentation="photos", **agreeing)).agreement_view is photo_augment
