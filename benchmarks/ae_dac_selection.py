@@ -78,13 +78,14 @@ class Recorder:
         labels = probs.argmax(1).numpy()
         z = torch.cat(embedding).numpy()[self.sample]
         in_sample = labels[self.sample]
+        health = cluster_health(labels, self.k)
         row = {
             "epoch": phase.epochs_done,
             "confidence": float(probs.max(1).values.mean()),
             "view_agreement": float((torch.cat(views).numpy() == labels).mean()) if views else None,
             "silhouette": float(silhouette_score(z, in_sample)) if len(set(in_sample)) > 1 else -1.0,
-            **cluster_health(labels, self.k),
-            "degenerate": bool(degenerate(cluster_health(labels, self.k), self.k)),
+            **health,
+            "degenerate": bool(degenerate(health, self.k)),
             "stability": None if phase.label_change is None else 1.0 - phase.label_change,
             **{key: round(float(v), 4) for key, v in external_metrics(self.y, labels).items()},
         }
